@@ -1,0 +1,563 @@
+"""Latent-conditioned generation over a frozen base: the one place that knows how z enters the base.
+
+Everything that runs the base with or without latents goes through `LatentLM`: the lm-eval backend,
+the SFT and GRPO trainers, the redundancy analysis and the benchmarks. It owns
+
+* the prompt layout per mode (text from `layout.py`, tokenised and left-padded here);
+* the embedding assembly `[X, z, "\\n</think>\\n\\n", Y]` and its position ids;
+* one batched decode loop with KV cache for all three modes, with s1-style budget forcing in think
+  mode (DESIGN §4.3), sampling, stop strings and EOS;
+* the differentiable piece for training: z = G_φ(H_X) and log P_θ(Y | [X, z]) by teacher forcing.
+
+The base's pass over X that yields H_X also fills the KV cache, so X runs through the base once
+(the paper's code ran it twice). With `repeats=k` the prompt is prefilled once and its cache is
+repeated k times, so lm-eval `repeats` and GRPO groups share one prefill and one z per prompt.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from lrt_bench import layout
+from lrt_bench.errors import LRTError
+from lrt_bench.reasoner import ReasoningNetwork
+
+# Per-row decode phases.
+REASON, FORCE, ANSWER, DONE = 0, 1, 2, 3
+
+
+@dataclass
+class DecodeConfig:
+    """How to generate. Names follow lm-eval (`max_gen_toks`, `until` -> `stop`) and HF sampling.
+
+    The budget `max_gen_toks` caps what a method generates (DESIGN §4.3):
+      think   : reasoning is cut at `max_gen_toks` tokens (or `max_gen_toks - answer_allowance` when
+                `allowance_in_budget`), then FORCED_CLOSE is appended and the answer gets at most
+                `answer_allowance` tokens. A natural `</think>` also leaves `answer_allowance` tokens.
+      nothink, latent : the answer gets at most `max_gen_toks` tokens. Latents are not tokens.
+    Stop strings apply to the answer only (reasoning may contain them). EOS ends any phase.
+    """
+
+    mode: str = "think"
+    nothink_style: str = "prefill"
+    max_gen_toks: int = 512
+    answer_allowance: int = 64
+    allowance_in_budget: bool = False
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        layout.check_mode(self.mode, self.nothink_style)
+        if self.max_gen_toks < 1:
+            raise LRTError(f"the token budget max_gen_toks must be >= 1, got {self.max_gen_toks}")
+        if self.answer_allowance < 1:
+            raise LRTError(f"answer_allowance must be >= 1, got {self.answer_allowance}")
+        if self.mode == "think" and self.allowance_in_budget and self.max_gen_toks <= self.answer_allowance:
+            raise LRTError(
+                f"with allowance_in_budget the budget ({self.max_gen_toks}) must exceed answer_allowance "
+                f"({self.answer_allowance}) to leave room for reasoning: raise max_gen_toks or lower "
+                "answer_allowance"
+            )
+        if self.temperature < 0:
+            raise LRTError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise LRTError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise LRTError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        self.stop = tuple(s for s in self.stop if s)
+
+    @property
+    def reasoning_cap(self) -> int:
+        if self.mode != "think":
+            return 0
+        return self.max_gen_toks - (self.answer_allowance if self.allowance_in_budget else 0)
+
+    @property
+    def answer_cap(self) -> int:
+        return self.answer_allowance if self.mode == "think" else self.max_gen_toks
+
+
+@dataclass
+class Account:
+    """What one sample cost. `seconds` is this sample's share of its batch's wall time."""
+
+    reasoning_tokens: int
+    forced_tokens: int
+    answer_tokens: int
+    latents: int
+    prompt_tokens: int
+    seconds: float
+    finish_reason: str  # "eos" | "stop" | "length" | "context"
+    allowance_in_budget: bool
+
+    @property
+    def generated_tokens(self) -> int:
+        return self.reasoning_tokens + self.forced_tokens + self.answer_tokens
+
+
+@dataclass
+class Generation:
+    text: str  # the continuation after the prefix (think: reasoning + </think> + answer)
+    token_ids: list[int]  # generated (and forced) ids, EOS excluded
+    account: Account
+
+
+@dataclass
+class PromptBatch:
+    input_ids: torch.Tensor  # [B, L] left-padded
+    attention_mask: torch.Tensor  # [B, L]
+    lengths: torch.Tensor  # [B] real tokens per row
+
+    def repeat(self, k: int) -> PromptBatch:
+        if k == 1:
+            return self
+        return PromptBatch(*(t.repeat_interleave(k, dim=0) for t in (self.input_ids, self.attention_mask, self.lengths)))
+
+
+@dataclass
+class Timings:
+    """Wall-clock split of the last `generate` call (seconds, whole batch)."""
+
+    prefill: float = 0.0  # base pass over X (yields H_X and the KV cache)
+    reasoner: float = 0.0  # G_φ
+    latent_prefill: float = 0.0  # base pass over [z, suffix]
+    decode: float = 0.0  # the autoregressive loop
+    steps: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids for a left-padded mask [B, L]: real tokens count from 0; pads get 0."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float, top_p: float, top_k: int, generator: torch.Generator | None
+) -> torch.Tensor:
+    """logits [B, V] -> next ids [B]. temperature 0 is greedy."""
+    if temperature == 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_k and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # [B, 1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)  # [B, V]
+        probs = sorted_logits.softmax(-1)
+        # Drop a token when the mass strictly before it already reaches top_p (keeps at least one).
+        drop = probs.cumsum(-1) - probs >= top_p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+class LatentLM:
+    """A frozen base (+ optional reasoning network) that generates in think / nothink / latent mode."""
+
+    def __init__(
+        self,
+        base: nn.Module,
+        tokenizer,
+        reasoner: ReasoningNetwork | None = None,
+        *,
+        chat_template: bool = True,
+    ):
+        base.eval()
+        base.requires_grad_(False)  # θ never changes
+        self.base = base
+        self.tokenizer = tokenizer
+        self.reasoner = reasoner
+        self.chat_template = chat_template
+        if reasoner is not None:
+            got = base.config.get_text_config().hidden_size
+            if reasoner.config.base_hidden_size != got:
+                raise LRTError(
+                    f"reasoner expects a base with hidden size {reasoner.config.base_hidden_size}, but "
+                    f"the base has hidden size {got}: use a reasoner trained for this base"
+                )
+        self.body = getattr(base, base.base_model_prefix)  # the decoder without the LM head
+        params = inspect.signature(base.forward).parameters
+        # transformers >= 5.x names the cache `cache`; 4.x names it `past_key_values`.
+        self._cache_kw = "cache" if "cache" in params else "past_key_values"
+        self._has_logits_to_keep = "logits_to_keep" in params
+        text_cfg = base.config.get_text_config()
+        self.max_context = int(getattr(text_cfg, "max_position_embeddings", 0) or 0) or None
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        if self.pad_id is None:
+            raise LRTError("the tokenizer has neither a pad nor an eos token: set tokenizer.pad_token")
+        eos = getattr(getattr(base, "generation_config", None), "eos_token_id", None)
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        if tokenizer.eos_token_id is not None:
+            eos.append(tokenizer.eos_token_id)
+        self.eos_ids = sorted(set(eos))
+        self._encode = lambda s: tokenizer.encode(s, add_special_tokens=False)
+        self._suffix_ids = self._encode(layout.LATENT_SUFFIX)
+        self._forced_ids = self._encode(layout.FORCED_CLOSE)
+        self.last_timings = Timings()
+
+    # ------------------------------------------------------------------------------------ helpers
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.base.parameters()).device
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        try:
+            return DynamicCache(config=self.base.config)
+        except TypeError:  # older transformers
+            return DynamicCache()
+
+    def _run(self, module: nn.Module, cache, logits_last: bool = False, **kw):
+        kw[self._cache_kw] = cache
+        kw["use_cache"] = True
+        if logits_last and self._has_logits_to_keep:
+            kw["logits_to_keep"] = 1
+        return module(**kw)
+
+    def check_mode(self, mode: str) -> None:
+        if mode in ("think", "latent"):
+            layout.think_close_id(self.tokenizer, mode)
+        if mode == "latent" and self.reasoner is None:
+            raise LRTError("mode=latent needs a reasoning network: pass reasoner=<checkpoint dir>")
+
+    def prefix_texts(self, prompts: Sequence[layout.Prompt], mode: str, nothink_style: str = "prefill") -> list[str]:
+        return [
+            layout.prefix_text(layout.render_chat(self.tokenizer, p, chat_template=self.chat_template), mode, nothink_style)
+            for p in prompts
+        ]
+
+    def encode_prompts(
+        self, prompts: Sequence[layout.Prompt], mode: str, nothink_style: str = "prefill"
+    ) -> PromptBatch:
+        """Render, lay out, tokenise and left-pad a batch of prompts."""
+        self.check_mode(mode)
+        ids = [self._encode(t) for t in self.prefix_texts(prompts, mode, nothink_style)]
+        extra = (self.reasoner.num_latents + len(self._suffix_ids)) if mode == "latent" else 0
+        if self.max_context is not None:
+            for i, row in enumerate(ids):
+                if len(row) + extra >= self.max_context:
+                    raise LRTError(
+                        f"prompt {i} is {len(row)} tokens (+{extra} latent/suffix), longer than the base's "
+                        f"context of {self.max_context}: shorten the prompt"
+                    )
+        L = max(len(r) for r in ids)
+        input_ids = torch.full((len(ids), L), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), L), dtype=torch.long)
+        for i, row in enumerate(ids):
+            if row:
+                input_ids[i, L - len(row) :] = torch.tensor(row)
+                mask[i, L - len(row) :] = 1
+        dev = self.device
+        return PromptBatch(input_ids.to(dev), mask.to(dev), mask.sum(-1).to(dev))
+
+    # ----------------------------------------------------------------------------- latent assembly
+
+    def hidden_states(self, batch: PromptBatch, cache=None) -> torch.Tensor:
+        """H_X [B, L, d]: final-norm hidden states of X; fills `cache` with X's keys and values."""
+        with torch.no_grad():
+            out = self._run(
+                self.body, cache, input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                position_ids=_positions(batch.attention_mask),
+            )
+        return out.last_hidden_state
+
+    def latents(self, batch: PromptBatch, cache=None) -> torch.Tensor:
+        """z = G_φ(H_X) [B, N, d]; differentiable w.r.t. φ when grad is enabled."""
+        if self.reasoner is None:
+            raise LRTError("no reasoning network: pass reasoner=<checkpoint dir> for latent mode")
+        return self.reasoner(self.hidden_states(batch, cache), batch.attention_mask)
+
+    def assemble(
+        self, batch: PromptBatch, z: torch.Tensor, answer_ids: torch.Tensor | None = None,
+        answer_mask: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Inputs that follow X in the cache: [z, suffix, Y] -> (inputs_embeds, full mask, position ids).
+
+        batch: X [B, L] (already in the cache); z: [B, N, d]; answer_ids/answer_mask: [B, T] right-padded.
+        Returns embeds [B, N+S(+T), d], attention mask over X and them [B, L+N+S(+T)], positions [B, N+S(+T)].
+        """
+        B, N, _ = z.shape
+        emb = self.base.get_input_embeddings()
+        suffix = torch.tensor(self._suffix_ids, device=z.device).expand(B, -1)  # [B, S]
+        parts = [z.to(emb.weight.dtype), emb(suffix)]
+        new_mask = [torch.ones(B, N + suffix.shape[1], dtype=torch.long, device=z.device)]
+        if answer_ids is not None:
+            parts.append(emb(answer_ids))
+            new_mask.append(answer_mask.long() if answer_mask is not None else torch.ones_like(answer_ids))
+        embeds = torch.cat(parts, dim=1)
+        k = embeds.shape[1]
+        positions = batch.lengths[:, None] + torch.arange(k, device=z.device)  # continue after X
+        mask = torch.cat([batch.attention_mask.long(), *new_mask], dim=1)
+        return embeds, mask, positions
+
+    def answer_logprobs(
+        self,
+        prompts: Sequence[layout.Prompt] | PromptBatch,
+        answers: Sequence[Sequence[int]],
+        *,
+        repeats: int = 1,
+        z: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced log P_θ(Y | [X, z]) per answer token, with gradients into φ (through z).
+
+        prompts: P prompts; answers: P*repeats token-id lists (rows of a prompt's group are adjacent).
+        Pass `z` [P, N, d] to reuse latents (e.g. the old policy's); otherwise z = G_φ(H_X) here.
+        Returns (logprobs [P*repeats, T], answer mask [P*repeats, T], z [P, N, d]).
+        """
+        batch = prompts if isinstance(prompts, PromptBatch) else self.encode_prompts(prompts, "latent")
+        P = batch.input_ids.shape[0]
+        if len(answers) != P * repeats:
+            raise LRTError(f"got {len(answers)} answers for {P} prompts x repeats={repeats}")
+        if any(len(a) == 0 for a in answers):
+            raise LRTError("an answer has no tokens: drop empty answers before computing log-probs")
+        cache = self._new_cache()
+        if z is None:
+            z = self.latents(batch, cache)  # [P, N, d]
+        else:
+            self.hidden_states(batch, cache)
+        T = max(len(a) for a in answers)
+        dev = self.device
+        ans = torch.full((len(answers), T), self.pad_id, dtype=torch.long, device=dev)
+        amask = torch.zeros((len(answers), T), dtype=torch.long, device=dev)
+        for i, a in enumerate(answers):
+            ans[i, : len(a)] = torch.tensor(list(a), device=dev)
+            amask[i, : len(a)] = 1
+        if repeats > 1:
+            cache.batch_repeat_interleave(repeats)
+        rep = batch.repeat(repeats)
+        zr = z.repeat_interleave(repeats, dim=0)  # [P*k, N, d]
+        embeds, mask, pos = self.assemble(rep, zr, ans, amask)
+        out = self._run(self.base, cache, inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
+        first = embeds.shape[1] - T - 1  # the last suffix position predicts Y_0
+        logits = out.logits[:, first : first + T].float()  # [P*k, T, V]
+        logp = torch.log_softmax(logits, -1).gather(-1, ans.unsqueeze(-1)).squeeze(-1)  # [P*k, T]
+        return logp * amask, amask, z
+
+    # ------------------------------------------------------------------------------------- generate
+
+    @torch.no_grad()
+    def generate(
+        self, prompts: Sequence[layout.Prompt], config: DecodeConfig | None = None, *, repeats: int = 1,
+        z: torch.Tensor | None = None,
+    ) -> list[Generation]:
+        """Generate for a batch of prompts. Returns len(prompts) * repeats generations, grouped by prompt.
+
+        `z` [P, N, d] may be given in latent mode (e.g. GRPO, which keeps the rollout's latents).
+        """
+        cfg = config or DecodeConfig()
+        if repeats < 1:
+            raise LRTError(f"repeats must be >= 1, got {repeats}")
+        if not prompts:
+            return []
+        t0 = time.perf_counter()
+        tm = Timings()
+        batch = self.encode_prompts(prompts, cfg.mode, cfg.nothink_style)
+        cache = self._new_cache()
+        n_latents = 0
+        if cfg.mode == "latent":
+            h = self.hidden_states(batch, cache)  # [P, L, d]
+            self._sync()
+            t1 = time.perf_counter()
+            tm.prefill = t1 - t0
+            if z is None:
+                z = self.reasoner(h, batch.attention_mask)  # [P, N, d]
+            self._sync()
+            t2 = time.perf_counter()
+            tm.reasoner = t2 - t1
+            n_latents = z.shape[1]
+            if repeats > 1:
+                cache.batch_repeat_interleave(repeats)
+                z = z.repeat_interleave(repeats, dim=0)
+            batch = batch.repeat(repeats)
+            embeds, mask, pos = self.assemble(batch, z)
+            out = self._run(self.base, cache, logits_last=True, inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
+            self._sync()
+            tm.latent_prefill = time.perf_counter() - t2
+            lengths = batch.lengths + embeds.shape[1]
+        else:
+            out = self._run(
+                self.base, cache, logits_last=True, input_ids=batch.input_ids,
+                attention_mask=batch.attention_mask, position_ids=_positions(batch.attention_mask),
+            )
+            first = out.logits[:, -1]  # [P, V]
+            if repeats > 1:
+                cache.batch_repeat_interleave(repeats)
+                first = first.repeat_interleave(repeats, dim=0)
+            batch = batch.repeat(repeats)
+            mask = batch.attention_mask
+            lengths = batch.lengths.clone()
+            self._sync()
+            tm.prefill = time.perf_counter() - t0
+        if cfg.mode == "latent":
+            first = out.logits[:, -1]  # [P*k, V]
+        t3 = time.perf_counter()
+        gens = self._decode(first, cache, mask.long(), lengths, cfg, batch, n_latents, tm)
+        self._sync()
+        tm.decode = time.perf_counter() - t3
+        total = time.perf_counter() - t0
+        for g in gens:
+            g.account.seconds = total / len(gens)
+        self.last_timings = tm
+        return gens
+
+    def _decode(
+        self, logits: torch.Tensor, cache, mask: torch.Tensor, lengths: torch.Tensor, cfg: DecodeConfig,
+        batch: PromptBatch, n_latents: int, tm: Timings,
+    ) -> list[Generation]:
+        """The batched decode loop. One token per row per step; forced tokens replace samples.
+
+        logits: [B, V] for the first generated position; mask: [B, L0]; lengths: [B] tokens so far.
+        """
+        dev = logits.device
+        B = logits.shape[0]
+        think = cfg.mode == "think"
+        close_id = layout.think_close_id(self.tokenizer, "think") if think else -1
+        forced = torch.tensor(self._forced_ids, device=dev)  # [F]
+        F = forced.numel()
+        eos = torch.tensor(self.eos_ids, device=dev)
+        max_steps = (cfg.reasoning_cap + F + cfg.answer_cap) if think else cfg.answer_cap
+        gen = None
+        if cfg.temperature > 0:
+            gen = torch.Generator(device=dev)
+            gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed() % (2**63))
+
+        phase = torch.full((B,), REASON if think else ANSWER, dtype=torch.long, device=dev)
+        n_reason = torch.zeros(B, dtype=torch.long, device=dev)
+        n_forced = torch.zeros(B, dtype=torch.long, device=dev)
+        n_answer = torch.zeros(B, dtype=torch.long, device=dev)
+        forced_pos = torch.zeros(B, dtype=torch.long, device=dev)
+        answer_start = torch.zeros(B, dtype=torch.long, device=dev)  # index in `tokens` of answer token 0
+        finish = [""] * B
+        tokens = torch.full((B, max_steps), self.pad_id, dtype=torch.long, device=dev)  # generated ids
+        keep = torch.zeros((B, max_steps), dtype=torch.bool, device=dev)  # which ids are output
+        ctx_limit = self.max_context
+
+        step = 0
+        for step in range(max_steps):
+            tok = sample_next(logits, cfg.temperature, cfg.top_p, cfg.top_k, gen)  # [B]
+            forcing = phase == FORCE
+            tok = torch.where(forcing, forced[forced_pos.clamp(max=F - 1)], tok)
+            done = phase == DONE
+            tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
+            is_eos = torch.isin(tok, eos) & ~forcing & ~done
+            tokens[:, step] = tok
+            keep[:, step] = ~done & ~is_eos
+
+            reason = (phase == REASON) & ~is_eos
+            answer = (phase == ANSWER) & ~is_eos
+            n_reason += reason.long()
+            n_forced += forcing.long()
+            n_answer += answer.long()
+            new_phase = phase.clone()
+            # eos ends the row in any phase
+            new_phase[is_eos] = DONE
+            # reasoning: a natural </think> opens the answer; hitting the cap starts forcing
+            closed = reason & (tok == close_id)
+            new_phase[closed] = ANSWER
+            answer_start[closed] = step + 1
+            capped = reason & ~closed & (n_reason >= cfg.reasoning_cap)
+            new_phase[capped] = FORCE
+            forced_pos[capped] = 0
+            # forcing: after the last forced token the answer starts
+            forced_pos += forcing.long()
+            forced_done = forcing & (forced_pos >= F)
+            new_phase[forced_done] = ANSWER
+            answer_start[forced_done] = step + 1
+            # answer: the allowance / budget caps it
+            new_phase[answer & (n_answer >= cfg.answer_cap)] = DONE
+            lengths = lengths + 1
+            if ctx_limit is not None:
+                new_phase[(lengths >= ctx_limit) & (new_phase != DONE)] = DONE
+            # record why rows finished this step (host sync only when something finished)
+            ended = (new_phase == DONE) & (phase != DONE)
+            if cfg.stop:
+                ended = ended | self._check_stops(tokens, answer_start, step, new_phase, cfg.stop, finish)
+                new_phase[ended] = DONE
+            if bool(ended.any()):
+                for b in ended.nonzero().flatten().tolist():
+                    if finish[b]:
+                        continue
+                    if bool(is_eos[b]):
+                        finish[b] = "eos"
+                    elif ctx_limit is not None and int(lengths[b]) >= ctx_limit:
+                        finish[b] = "context"
+                    else:
+                        finish[b] = "length"
+            phase = new_phase
+            if bool((phase == DONE).all()):
+                break
+            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
+            out = self._run(
+                self.base, cache, input_ids=tok[:, None], attention_mask=mask, position_ids=(lengths - 1)[:, None]
+            )
+            logits = out.logits[:, -1]
+        tm.steps = step + 1
+        for b in range(B):
+            if not finish[b]:
+                finish[b] = "length"
+
+        tokens, keep = tokens.cpu(), keep.cpu()
+        answer_start = answer_start.tolist()
+        gens = []
+        prompt_len = batch.lengths.tolist()
+        for b in range(B):
+            ids = tokens[b][keep[b]].tolist()
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            if cfg.stop and finish[b] == "stop":
+                text = self._cut_at_stop(tokens[b], keep[b], answer_start[b] if think else 0, cfg.stop)
+            gens.append(
+                Generation(
+                    text=text,
+                    token_ids=ids,
+                    account=Account(
+                        reasoning_tokens=int(n_reason[b]),
+                        forced_tokens=int(n_forced[b]),
+                        answer_tokens=int(n_answer[b]),
+                        latents=n_latents,
+                        prompt_tokens=int(prompt_len[b]),
+                        seconds=0.0,
+                        finish_reason=finish[b],
+                        allowance_in_budget=cfg.allowance_in_budget,
+                    ),
+                )
+            )
+        return gens
+
+    def _check_stops(self, tokens, answer_start, step, phase, stops, finish) -> torch.Tensor:
+        """Rows whose answer text now contains a stop string (decodes only a short tail per row)."""
+        B = tokens.shape[0]
+        hit = torch.zeros(B, dtype=torch.bool, device=tokens.device)
+        active = ((phase == ANSWER) | (phase == DONE)).tolist()
+        starts = answer_start.tolist()
+        window = max(len(s) for s in stops) + 8  # in tokens: a token is at least one character
+        for b in range(B):
+            if not active[b] or finish[b] or starts[b] > step:
+                continue
+            lo = max(starts[b], step + 1 - window)
+            tail = self.tokenizer.decode(tokens[b, lo : step + 1].tolist(), skip_special_tokens=True)
+            if any(s in tail for s in stops):
+                hit[b] = True
+                finish[b] = "stop"
+        return hit
+
+    def _cut_at_stop(self, row: torch.Tensor, keep: torch.Tensor, answer_start: int, stops) -> str:
+        head = self.tokenizer.decode(row[:answer_start][keep[:answer_start]].tolist(), skip_special_tokens=True)
+        ans = self.tokenizer.decode(row[answer_start:][keep[answer_start:]].tolist(), skip_special_tokens=True)
+        cut = min((ans.find(s) for s in stops if s in ans), default=len(ans))
+        return head + ans[:cut]

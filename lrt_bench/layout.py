@@ -1,0 +1,92 @@
+"""Prompt layout per mode (DESIGN §4.1): the text that precedes the generated tokens.
+
+    think    : <chat prompt><think>\\n                           -> reasoning, </think>, answer
+    nothink  : <chat prompt><think>\\nOkay, I think I have finished thinking.\\n</think>\\n\\n   (prefill)
+               <chat prompt><think>\\n\\n</think>\\n\\n                                           (empty)
+    latent   : <chat prompt><think>\\n  z_1..z_N  \\n</think>\\n\\n  -> answer
+
+Chat templates differ: R1-distill's generation prompt already ends with `<think>\\n`, Qwen3's does not.
+`prefix_text` strips a trailing `<think>` (with or without its newline) and appends the mode's own
+opening, so both kinds give the same layout. This module is text only; `generation.py` turns it into
+token ids and embeddings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from lrt_bench.errors import LRTError
+
+MODES = ("think", "nothink", "latent")
+NOTHINK_STYLES = ("prefill", "empty")
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+OPEN = "<think>\n"
+NOTHINK_PREFILL = "<think>\nOkay, I think I have finished thinking.\n</think>\n\n"
+NOTHINK_EMPTY = "<think>\n\n</think>\n\n"
+# s1-style budget forcing (DESIGN §4.3): appended when reasoning hits its cap without </think>.
+FORCED_CLOSE = (
+    "\n\nConsidering the limited time by the user, I have to give the solution based on the "
+    "thinking directly now.\n</think>\n\n"
+)
+# Real tokens that follow z in latent mode.
+LATENT_SUFFIX = "\n</think>\n\n"
+
+Prompt = str | Sequence[dict[str, Any]]
+
+
+def check_mode(mode: str, nothink_style: str = "prefill") -> None:
+    if mode not in MODES:
+        raise LRTError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+    if nothink_style not in NOTHINK_STYLES:
+        raise LRTError(f"unknown nothink_style {nothink_style!r}: use one of {', '.join(NOTHINK_STYLES)}")
+
+
+def think_close_id(tokenizer: Any, mode: str) -> int:
+    """The single token id of `</think>`, which think and latent modes need."""
+    ids = tokenizer.encode(THINK_CLOSE, add_special_tokens=False)
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if len(ids) != 1 or ids[0] == unk:
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        raise LRTError(
+            f"tokenizer {name!r} has no single `{THINK_CLOSE}` token, so mode={mode} cannot run: use a "
+            "reasoning model's tokenizer (Qwen3, DeepSeek-R1-Distill) or mode=nothink"
+        )
+    return ids[0]
+
+
+def render_chat(tokenizer: Any, prompt: Prompt, *, chat_template: bool = True) -> str:
+    """The chat-formatted generation prompt for one user prompt (a string or a message list).
+
+    With chat_template=False a string prompt is taken as already rendered (e.g. lm-eval run with
+    --apply_chat_template) and returned unchanged.
+    """
+    if isinstance(prompt, str) and not chat_template:
+        return prompt
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
+    if not getattr(tokenizer, "chat_template", None):
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        raise LRTError(
+            f"tokenizer {name!r} has no chat template: use a chat model, or pass pre-rendered prompts "
+            "with chat_template=False"
+        )
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def strip_open(header: str) -> str:
+    """Remove a trailing `<think>` / `<think>\\n` that some templates already write."""
+    stripped = header.rstrip("\n")
+    if stripped.endswith(THINK_OPEN):
+        return stripped[: -len(THINK_OPEN)]
+    return header
+
+
+def prefix_text(header: str, mode: str, nothink_style: str = "prefill") -> str:
+    """Text fed to the base before anything is generated (and, in latent mode, before z)."""
+    check_mode(mode, nothink_style)
+    base = strip_open(header)
+    if mode in ("think", "latent"):
+        return base + OPEN
+    return base + (NOTHINK_PREFILL if nothink_style == "prefill" else NOTHINK_EMPTY)

@@ -1,0 +1,65 @@
+"""Shared fixtures: a byte-level tokenizer, small random bases built from configs, the quick tiny world."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def small_qwen3_config(vocab_size: int, hidden: int = 64, layers: int = 2, **kw):
+    from transformers import Qwen3Config
+
+    return Qwen3Config(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden // 4,
+        max_position_embeddings=kw.pop("max_position_embeddings", 512),
+        tie_word_embeddings=True,
+        **kw,
+    )
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from lrt_bench.tiny.tokenizer import build_tokenizer
+
+    return build_tokenizer()
+
+
+def make_base(tokenizer, seed: int = 0, **kw):
+    from transformers import Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = small_qwen3_config(len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                             eos_token_id=tokenizer.eos_token_id, **kw)
+    model = Qwen3ForCausalLM(cfg).eval()
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+@pytest.fixture()
+def base(tokenizer):
+    return make_base(tokenizer)
+
+
+def backbone_config(hidden: int = 32, layers: int = 2) -> dict:
+    return small_qwen3_config(16, hidden=hidden, layers=layers).to_dict()
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory):
+    """The quick tiny world, built once per test session (trained base + data + backbone config)."""
+    from lrt_bench.tiny.build import build_tiny_world
+
+    out = tmp_path_factory.mktemp("tiny") / "world"
+    build_tiny_world(out, quick=True, seed=0, progress=False)
+    return out

@@ -1,0 +1,230 @@
+import pytest
+import torch
+
+from conftest import backbone_config, make_base
+from lrt_bench import layout
+from lrt_bench.errors import LRTError
+from lrt_bench.generation import DecodeConfig, LatentLM
+from lrt_bench.reasoner import ReasoningNetwork
+
+PROMPTS = [
+    "Compute 3+4.",
+    "Compute ((17+25)*3)-19.",
+    "Compute 8*9.",
+    "Compute (((2+2)*2)-1)+5.",
+    "Hi",
+    "Compute 12-7.",
+    "Compute ((40-3)*2)+11.",
+    "Compute 99+1.",
+]
+
+
+@pytest.fixture()
+def lm(tokenizer, base):
+    torch.manual_seed(0)
+    net = ReasoningNetwork.for_base(base, backbone_config=backbone_config(), num_latents=4).eval()
+    return LatentLM(base, tokenizer, net)
+
+
+def test_latent_batch_equals_one_by_one(lm):
+    cfg = DecodeConfig(mode="latent", max_gen_toks=12)
+    batched = lm.generate(PROMPTS, cfg)
+    single = [lm.generate([p], cfg)[0] for p in PROMPTS]
+    # the batch really is left-padded: prompt lengths differ
+    assert len({g.account.prompt_tokens for g in batched}) > 1
+    for b, s in zip(batched, single):
+        assert b.token_ids == s.token_ids
+        assert b.text == s.text
+        assert b.account.latents == 4 and b.account.reasoning_tokens == 0
+
+
+@pytest.mark.parametrize("mode", ["think", "nothink"])
+def test_batch_equals_one_by_one_explicit(lm, mode):
+    cfg = DecodeConfig(mode=mode, max_gen_toks=8, answer_allowance=4)
+    batched = lm.generate(PROMPTS, cfg)
+    single = [lm.generate([p], cfg)[0] for p in PROMPTS]
+    assert [g.token_ids for g in batched] == [g.token_ids for g in single]
+
+
+def test_think_prefix_matches_hf_generate(lm, tokenizer, base):
+    """Until the budget cuts in, think mode decodes exactly what model.generate decodes."""
+    B = 20
+    for prompt in PROMPTS[:3]:
+        g = lm.generate([prompt], DecodeConfig(mode="think", max_gen_toks=B, answer_allowance=4))[0]
+        text = layout.prefix_text(layout.render_chat(tokenizer, prompt), "think")
+        ids = torch.tensor([tokenizer.encode(text, add_special_tokens=False)])
+        ref = base.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=B, do_sample=False)
+        ref = ref[0, ids.shape[1]:].tolist()
+        assert g.account.reasoning_tokens == B == len(ref)
+        assert g.token_ids[:B] == ref
+
+
+def test_budget_forcing_exact(lm, tokenizer):
+    forced = tokenizer.encode(layout.FORCED_CLOSE, add_special_tokens=False)
+    for in_budget in (False, True):
+        cfg = DecodeConfig(mode="think", max_gen_toks=10, answer_allowance=3, allowance_in_budget=in_budget)
+        for g in lm.generate(PROMPTS, cfg):
+            a = g.account
+            cap = 7 if in_budget else 10
+            if a.forced_tokens == 0:  # closed naturally or hit EOS first: never on this random base
+                pytest.fail(f"expected forcing, got {a}")
+            assert a.reasoning_tokens == cap
+            assert a.forced_tokens == len(forced)
+            assert g.token_ids[cap : cap + len(forced)] == forced
+            assert a.answer_tokens == len(g.token_ids) - cap - len(forced) <= 3
+            assert a.generated_tokens == len(g.token_ids)
+            assert layout.FORCED_CLOSE in g.text
+            assert a.allowance_in_budget is in_budget
+            if in_budget:
+                assert a.generated_tokens <= 10 + len(forced)
+
+
+def test_natural_close_opens_answer(tokenizer):
+    """A base that says </think> at once: no forcing, answer capped by the allowance."""
+    base = make_base(tokenizer)
+    close = tokenizer.convert_tokens_to_ids("</think>")
+    with torch.no_grad():
+        base.lm_head.weight = torch.nn.Parameter(base.lm_head.weight.clone())  # untie
+        base.lm_head.bias = None
+        base.lm_head.weight[close] += 50.0 * base.model.norm.weight.sign().mean()
+    lm = LatentLM(base, tokenizer)
+    # force the first token to be </think> by a huge logit regardless of hidden state
+    orig = base.forward
+
+    def forward(*a, **kw):
+        out = orig(*a, **kw)
+        if kw.get("input_ids") is not None and kw["input_ids"].shape[1] > 1:
+            out.logits[:, -1, close] = 1e4
+        return out
+
+    base.forward = forward
+    g = lm.generate(["Compute 1+1."], DecodeConfig(mode="think", max_gen_toks=50, answer_allowance=5))[0]
+    assert g.token_ids[0] == close
+    assert g.account.reasoning_tokens == 1 and g.account.forced_tokens == 0
+    assert g.account.answer_tokens <= 5 and g.text.startswith("</think>")
+
+
+def test_repeats_share_prefill(lm):
+    cfg = DecodeConfig(mode="latent", max_gen_toks=6)
+    one = lm.generate(PROMPTS[:2], cfg)
+    rep = lm.generate(PROMPTS[:2], cfg, repeats=3)
+    assert [g.token_ids for g in rep] == [one[0].token_ids] * 3 + [one[1].token_ids] * 3
+
+
+def test_sampling_is_seeded(lm):
+    cfg = DecodeConfig(mode="nothink", max_gen_toks=10, temperature=0.9, top_p=0.95, top_k=50, seed=3)
+    a = lm.generate(PROMPTS[:3], cfg, repeats=2)
+    b = lm.generate(PROMPTS[:3], cfg, repeats=2)
+    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    c = lm.generate(PROMPTS[:3], DecodeConfig(mode="nothink", max_gen_toks=10, temperature=0.9, seed=4), repeats=2)
+    assert [g.token_ids for g in a] != [g.token_ids for g in c]
+
+
+def test_stop_strings_cut_answer(lm):
+    full = lm.generate(PROMPTS[:1], DecodeConfig(mode="nothink", max_gen_toks=12))[0]
+    assert len(full.text) > 3
+    stop = full.text[2:4]
+    g = lm.generate(PROMPTS[:1], DecodeConfig(mode="nothink", max_gen_toks=12, stop=(stop,)))[0]
+    assert g.account.finish_reason == "stop"
+    assert g.text == full.text[: full.text.find(stop)]
+
+
+def test_teacher_forcing_matches_full_forward(lm, base):
+    """The cached, assembled forward equals one plain forward over [X, z, suffix, Y]."""
+    answers = [[5, 6, 7], [8, 9], [10, 11, 12], [13]]
+    logp, amask, z = lm.answer_logprobs(PROMPTS[:2], answers, repeats=2)
+    assert logp.shape == (4, 3) and z.shape[:2] == (2, 4)
+    suffix = lm._suffix_ids
+    emb = base.get_input_embeddings()
+    for i, a in enumerate(answers):
+        p = i // 2
+        x = lm.encode_prompts([PROMPTS[p]], "latent").input_ids[0]
+        ids_after = torch.tensor(suffix + a)
+        embeds = torch.cat([emb(x), z[p], emb(ids_after)])[None]
+        with torch.no_grad():
+            logits = base(inputs_embeds=embeds).logits[0]
+        start = len(x) + z.shape[1] + len(suffix) - 1
+        ref = torch.log_softmax(logits[start : start + len(a)].float(), -1)[torch.arange(len(a)), torch.tensor(a)]
+        assert torch.allclose(logp[i, : len(a)], ref, atol=1e-4)
+        assert amask[i].sum() == len(a)
+
+
+def test_gradients_reach_phi_only(lm, base):
+    theta = {k: v.clone() for k, v in base.state_dict().items()}
+    phi = {k: v.clone() for k, v in lm.reasoner.state_dict().items()}
+    lm.reasoner.train()
+    opt = torch.optim.AdamW(lm.reasoner.parameters(), lr=1e-2)
+    logp, mask, _ = lm.answer_logprobs(PROMPTS[:2], [[5, 6, 7], [8, 9]])
+    loss = -(logp.sum() / mask.sum())
+    loss.backward()
+    opt.step()
+    for k, v in lm.reasoner.state_dict().items():
+        assert not torch.equal(v, phi[k]), f"φ parameter {k} did not change"
+    for k, v in base.state_dict().items():
+        assert torch.equal(v, theta[k]), f"θ parameter {k} changed"
+    assert all(p.grad is None for p in base.parameters())
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+
+def test_unknown_mode():
+    with pytest.raises(LRTError, match="unknown mode 'fast'"):
+        DecodeConfig(mode="fast")
+
+
+def test_latent_without_reasoner(tokenizer, base):
+    with pytest.raises(LRTError, match="needs a reasoning network"):
+        LatentLM(base, tokenizer).generate(["x"], DecodeConfig(mode="latent"))
+
+
+@pytest.mark.parametrize("budget", [0, -3])
+def test_budget_below_one(budget):
+    with pytest.raises(LRTError, match="budget max_gen_toks must be >= 1"):
+        DecodeConfig(max_gen_toks=budget)
+
+
+def test_tokenizer_without_think_close(base):
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    raw = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)}, merges=[]))
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="!", pad_token="!")
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    lm = LatentLM(base, tok)
+    for mode in ("think", "latent"):
+        with pytest.raises(LRTError, match="no single `</think>` token") as e:
+            lm.generate(["x"], DecodeConfig(mode=mode))
+        assert "\n" not in str(e.value)
+    assert lm.generate(["x"], DecodeConfig(mode="nothink", max_gen_toks=2))  # nothink still works
+
+
+def test_prompt_longer_than_context(tokenizer):
+    base = make_base(tokenizer, max_position_embeddings=64)
+    lm = LatentLM(base, tokenizer)
+    with pytest.raises(LRTError, match="longer than the base's context of 64"):
+        lm.generate(["ok", "x" * 200], DecodeConfig(mode="nothink"))
+
+
+def test_generation_stops_at_context(tokenizer):
+    base = make_base(tokenizer, max_position_embeddings=80)
+    g = LatentLM(base, tokenizer).generate(["Compute 1+1."], DecodeConfig(mode="nothink", max_gen_toks=100))[0]
+    assert g.account.finish_reason == "context"
+    assert g.account.prompt_tokens + g.account.answer_tokens <= 80
+
+
+def test_allowance_in_budget_needs_room():
+    with pytest.raises(LRTError, match="must exceed answer_allowance"):
+        DecodeConfig(mode="think", max_gen_toks=64, answer_allowance=64, allowance_in_budget=True)
+
+
+def test_template_that_already_opens_think():
+    r1 = "<｜User｜>hi<｜Assistant｜><think>\n"
+    qwen = "<|im_start|>assistant\n"
+    assert layout.prefix_text(r1, "think") == r1
+    assert layout.prefix_text(r1, "nothink", "empty") == "<｜User｜>hi<｜Assistant｜>" + layout.NOTHINK_EMPTY
+    assert layout.prefix_text(qwen, "latent") == qwen + "<think>\n"
+    assert layout.prefix_text(qwen, "nothink") == qwen + layout.NOTHINK_PREFILL
