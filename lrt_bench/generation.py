@@ -54,6 +54,8 @@ class DecodeConfig:
     top_k: int = 0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    # Benchmarks only: decode to the caps whatever the model says (random weights decide nothing).
+    ignore_eos: bool = False
 
     def __post_init__(self) -> None:
         layout.check_mode(self.mode, self.nothink_style)
@@ -430,12 +432,13 @@ class LatentLM:
         close_id = layout.think_close_id(self.tokenizer, "think") if think else -1
         forced = torch.tensor(self._forced_ids, device=dev)  # [F]
         F = forced.numel()
-        eos = torch.tensor(self.eos_ids, device=dev)
+        eos = torch.tensor([] if cfg.ignore_eos else self.eos_ids, dtype=torch.long, device=dev)
         max_steps = (cfg.reasoning_cap + F + cfg.answer_cap) if think else cfg.answer_cap
         gen = None
         if cfg.temperature > 0:
             gen = torch.Generator(device=dev)
-            gen.manual_seed(cfg.seed if cfg.seed is not None else torch.seed() % (2**63))
+            # Without a seed, draw one from torch's global RNG (which callers such as lm-eval seed).
+            gen.manual_seed(cfg.seed if cfg.seed is not None else int(torch.randint(0, 2**62, (1,))))
 
         phase = torch.full((B,), REASON if think else ANSWER, dtype=torch.long, device=dev)
         n_reason = torch.zeros(B, dtype=torch.long, device=dev)

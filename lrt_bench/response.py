@@ -18,7 +18,7 @@ ACCOUNT_FIELDS = ("reasoning_tokens", "forced_tokens", "answer_tokens", "latents
 class Response(str):
     account: dict[str, Any] | None
 
-    def __new__(cls, text: str, account: dict[str, Any] | None = None) -> "Response":
+    def __new__(cls, text: str, account: dict[str, Any] | None = None) -> Response:
         obj = super().__new__(cls, text)
         obj.account = account
         return obj

@@ -58,8 +58,12 @@ def backbone_config(hidden: int = 32, layers: int = 2) -> dict:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """The quick tiny world, built once per test session (trained base + data + backbone config)."""
+    from pathlib import Path
+
     from lrt_bench.tiny.build import build_tiny_world
 
+    if os.environ.get("LRT_TEST_TINY_WORLD"):  # developers: reuse a world you already built
+        return Path(os.environ["LRT_TEST_TINY_WORLD"])
     out = tmp_path_factory.mktemp("tiny") / "world"
     build_tiny_world(out, quick=True, seed=0, progress=False)
     return out

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import backbone_config, make_base
+
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.generation import DecodeConfig, LatentLM

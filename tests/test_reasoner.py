@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import backbone_config
+
 from lrt_bench.errors import LRTError
 from lrt_bench.reasoner import (
     ReasonerConfig,

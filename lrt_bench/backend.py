@@ -1,0 +1,250 @@
+"""The `lrt` lm-eval backend: lm-eval's HF backend, generating through `LatentLM`.
+
+    lm_eval --model lrt \\
+        --model_args pretrained=Qwen/Qwen3-1.7B,reasoner=ckpt/,mode=latent --tasks lrt_math500
+
+It subclasses `HFLM` and overrides only what it must:
+  * `generate_until`: requests go through `LatentLM.generate` in the chosen mode, `max_gen_toks` is the
+    token budget, and each output is a `Response` that carries its cost account to the task's
+    `process_results` (-> per-sample metrics in the sample logs, means in the results JSON);
+  * `loglikelihood*`: inherited in think / nothink; refused in latent mode (z has no text to score);
+  * `apply_chat_template`: notes that lm-eval already rendered the prompt, so the backend does not
+    wrap it twice. With or without `--apply_chat_template` the base sees the same tokens.
+  * `get_model_info`: adds the LRT settings, so results files say which mode and budget produced them.
+Everything else (model loading, dtype, device, accelerate data parallelism, batching) is HFLM's.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+import torch
+from lm_eval.api.registry import model_registry
+from lm_eval.models.huggingface import HFLM
+from tqdm import tqdm
+
+from lrt_bench import layout
+from lrt_bench.errors import LRTError
+from lrt_bench.generation import DecodeConfig, Generation, LatentLM
+from lrt_bench.reasoner import load_reasoner, read_reasoner_meta
+from lrt_bench.response import Response
+
+log = logging.getLogger(__name__)
+
+LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget")
+_HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs"))
+
+
+def _as_bool(name: str, v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    s = str(v).strip().lower()
+    if s in ("1", "true", "yes"):
+        return True
+    if s in ("0", "false", "no"):
+        return False
+    raise LRTError(f"model_arg {name}={v!r} is not a boolean: use true or false")
+
+
+class LRTLM(HFLM):
+    def __init__(
+        self,
+        pretrained: str,
+        reasoner: str | None = None,
+        mode: str = "think",
+        nothink_style: str = "prefill",
+        answer_allowance: int = 64,
+        allowance_in_budget: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        unknown = sorted(set(kwargs) - set(_HFLM_ARGS))
+        if unknown:
+            raise LRTError(
+                f"unknown model_arg(s) {', '.join(unknown)} for --model lrt: use {', '.join(LRT_ARGS)} or an "
+                "argument of lm-eval's hf backend (pretrained, revision, dtype, device, batch_size, "
+                "trust_remote_code, ...)"
+            )
+        layout.check_mode(mode, nothink_style)
+        if mode == "latent" and not reasoner:
+            raise LRTError("mode=latent needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
+        meta = read_reasoner_meta(reasoner) if reasoner else None  # fail fast, before loading the base
+        bs = kwargs.get("batch_size", 1)
+        if isinstance(bs, str) and bs.startswith("auto"):
+            raise LRTError("batch_size=auto is not supported by --model lrt: pass an integer batch size")
+        super().__init__(pretrained=pretrained, **kwargs)
+        self.mode = mode
+        self.nothink_style = nothink_style
+        self.answer_allowance = int(answer_allowance)
+        self.allowance_in_budget = _as_bool("allowance_in_budget", allowance_in_budget)
+        self.reasoner_path = reasoner
+        self.reasoner_meta = meta
+        net = None
+        if reasoner:
+            net, _ = load_reasoner(reasoner, self.model, device=self.device)
+            net.to(dtype=self.model.dtype)
+        self.lrt = LatentLM(self.model, self.tokenizer, net)
+        self.lrt.check_mode(mode)  # e.g. a tokenizer without </think> in think/latent: say so now
+        self._templated = False
+        # validate the decode settings once, with the defaults a task would use
+        self._decode_config({"max_gen_toks": self.max_gen_toks})
+
+    # ----------------------------------------------------------------------------------------- config
+
+    def _decode_config(self, gen_kwargs: dict[str, Any], until: list[str] | None = None) -> DecodeConfig:
+        kw = dict(gen_kwargs)
+        budget = int(kw.pop("max_gen_toks", self.max_gen_toks))
+        do_sample = kw.pop("do_sample", None)
+        temperature = float(kw.pop("temperature", 0.0))
+        if do_sample is False:
+            temperature = 0.0
+        top_p = float(kw.pop("top_p", 1.0))
+        top_k = int(kw.pop("top_k", 0) or 0)
+        seed = kw.pop("seed", None)
+        kw.pop("until", None)
+        for ignored in ("max_length", "num_beams"):
+            if ignored in kw:
+                raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
+        if kw:
+            log.warning("lrt backend ignores generation kwargs %s", sorted(kw))
+        return DecodeConfig(
+            mode=self.mode,
+            nothink_style=self.nothink_style,
+            max_gen_toks=budget,
+            answer_allowance=self.answer_allowance,
+            allowance_in_budget=self.allowance_in_budget,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k,
+            seed=None if seed is None else int(seed),
+            stop=tuple(until or ()),
+        )
+
+    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+        self._templated = True  # lm-eval renders the chat itself: do not render it again
+        return super().apply_chat_template(chat_history, add_generation_prompt)
+
+    def get_model_info(self) -> dict:
+        info = super().get_model_info()
+        info["lrt"] = {
+            "mode": self.mode,
+            "nothink_style": self.nothink_style if self.mode == "nothink" else None,
+            "answer_allowance": self.answer_allowance,
+            "allowance_in_budget": self.allowance_in_budget,
+            "reasoner": self.reasoner_path,
+            "num_latents": self.reasoner_meta.network.num_latents if self.reasoner_meta else 0,
+            "fusion": self.reasoner_meta.network.fusion if self.reasoner_meta else None,
+            "reasoner_step": self.reasoner_meta.step if self.reasoner_meta else None,
+            "reasoner_base": self.reasoner_meta.base.id if self.reasoner_meta else None,
+        }
+        return info
+
+    # ------------------------------------------------------------------------------------ loglikelihood
+
+    def _refuse_latent(self, what: str) -> None:
+        if self.mode == "latent":
+            raise LRTError(
+                f"{what} requests cannot run in mode=latent (latents have no text to score): use a "
+                "generative task, or mode=think / mode=nothink for loglikelihood tasks"
+            )
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        self._refuse_latent("loglikelihood")
+        return super().loglikelihood(requests, disable_tqdm=disable_tqdm)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False):
+        self._refuse_latent("loglikelihood_rolling")
+        return super().loglikelihood_rolling(requests, disable_tqdm=disable_tqdm)
+
+    # ------------------------------------------------------------------------------------- generation
+
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[Response]:
+        """Generate for lm-eval requests, batching unique prompts.
+
+        lm-eval sends each document `repeats` times. Identical (context, gen_kwargs) requests are
+        collapsed first: greedy decoding generates each once, sampling generates the k repeats of a
+        prompt from one prefill (and one z) with `LatentLM.generate(..., repeats=k)`. Batches hold
+        `batch_size` rows, longest prompts first.
+        """
+        self.lrt.chat_template = not self._templated
+        eos = self.tok_decode(self.eot_token_id, skip_special_tokens=False)
+        # (gen_kwargs key) -> context -> positions in `requests`
+        groups: dict[str, dict[str, list[int]]] = {}
+        kwargs_of: dict[str, dict] = {}
+        for i, r in enumerate(requests):
+            context, gen_kwargs = r.args
+            key = repr(sorted(gen_kwargs.items()))
+            kwargs_of[key] = gen_kwargs
+            groups.setdefault(key, {}).setdefault(context, []).append(i)
+        res: list[Response | None] = [None] * len(requests)
+        pbar = tqdm(total=len(requests), disable=disable_tqdm or self.rank != 0, desc=f"lrt[{self.mode}]")
+        bs = max(1, int(self.batch_size))
+        for key, by_context in groups.items():
+            gen_kwargs = dict(kwargs_of[key])
+            until = gen_kwargs.get("until") or []
+            until = [until] if isinstance(until, str) else list(until)
+            until = [u for u in until if u != eos]  # EOS is handled as a token, not as text
+            cfg = self._decode_config(gen_kwargs, until)
+            contexts = sorted(by_context, key=lambda c: (-len(c), c))  # long first: OOM early, less padding
+            counts = {len(by_context[c]) for c in contexts}
+            if cfg.temperature == 0:
+                k = 1  # greedy: every repeat is the same text, generate it once
+            elif len(counts) == 1:
+                k = counts.pop()  # k samples per prompt from one prefill
+            else:
+                k = 0  # uneven repeats: expand and sample each request on its own
+            if k == 0:
+                rows = [(c, pos) for c in contexts for pos in by_context[c]]
+                for b in range(0, len(rows), bs):
+                    chunk = rows[b : b + bs]
+                    gens = self.lrt.generate([c for c, _ in chunk], self._seeded(cfg))
+                    for (_, pos), g in zip(chunk, gens):
+                        res[pos] = Response(g.text, _account_dict(g))
+                    pbar.update(len(chunk))
+                continue
+            per_batch = max(1, bs // k) if cfg.temperature > 0 else bs
+            for b in range(0, len(contexts), per_batch):
+                chunk = contexts[b : b + per_batch]
+                reps = 1 if cfg.temperature == 0 else k
+                gens = self.lrt.generate(chunk, cfg if reps == 1 and cfg.temperature == 0 else self._seeded(cfg),
+                                         repeats=reps)
+                for ci, c in enumerate(chunk):
+                    for r_i, pos in enumerate(by_context[c]):
+                        g = gens[ci * reps + (r_i if reps > 1 else 0)]
+                        res[pos] = Response(g.text, _account_dict(g))
+                    pbar.update(len(by_context[c]))
+        pbar.close()
+        return res  # type: ignore[return-value]
+
+    @staticmethod
+    def _seeded(cfg: DecodeConfig) -> DecodeConfig:
+        # lm-eval seeds torch's global RNG (--seed); draw each batch's sampling seed from it so a run
+        # is reproducible without every batch reusing one seed.
+        if cfg.seed is not None:
+            return cfg
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+        return DecodeConfig(**{**cfg.__dict__, "seed": seed})
+
+
+def _account_dict(gen: Generation) -> dict[str, Any]:
+    a = gen.account
+    return {
+        "reasoning_tokens": a.reasoning_tokens,
+        "forced_tokens": a.forced_tokens,
+        "answer_tokens": a.answer_tokens,
+        "latents": a.latents,
+        "seconds": a.seconds,
+        "prompt_tokens": a.prompt_tokens,
+        "finish_reason": a.finish_reason,
+    }
+
+
+def register() -> None:
+    """Register `lrt` in lm-eval's model registry. Importing lm_eval.models.huggingface above has already
+    registered lm-eval's own models, so this never leaves a registry that holds only ours."""
+    if "lrt" not in model_registry:
+        model_registry.register("lrt", target=LRTLM)
+
+
+register()

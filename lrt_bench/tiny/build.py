@@ -1,0 +1,452 @@
+"""Build the tiny world: task data, tokenizer, and a small Qwen3 base trained on CPU to reason.
+
+`build_tiny_world(out)` writes
+
+    OUT/base/             HF model dir (Qwen3ForCausalLM + tokenizer + generation_config)
+    OUT/data/train.jsonl  the rows the base was trained on
+    OUT/data/eval.jsonl   held-out rows (disjoint problems)
+    OUT/backbone/config.json  a Qwen3Config for G_φ's backbone with the base's layer shapes
+    OUT/world.json        seed, recipe, measured accuracies, trace lengths, timings
+
+The build goes into a temporary directory next to OUT and is renamed into place at the end,
+so a killed build never leaves half a world. A finished world with the same seed, quick flag
+and code version is returned from OUT/world.json without rebuilding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
+
+from lrt_bench.tiny.task import assistant_target, grade, make_problems, write_jsonl
+from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
+
+# Bump when the build's code changes what it produces; the recipe's own hash is added to it,
+# so a changed hyperparameter also invalidates cached worlds.
+TINY_VERSION = "1"
+
+# DESIGN §4.1: the NoThinking prefill.
+NOTHINK_PREFILL = f"{THINK_OPEN}\nOkay, I think I have finished thinking.\n{THINK_CLOSE}\n\n"
+THINK_PREFIX = f"{THINK_OPEN}\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Every knob of one tiny-world build (model shape, data, optimisation, evaluation)."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    head_dim: int
+    intermediate_size: int
+    backbone_layers: int
+    train_steps: int
+    batch_size: int
+    lr: float
+    warmup_steps: int
+    min_lr_ratio: float
+    weight_decay: float
+    nothink_fraction: float  # share of training rows written in the empty-think format
+    train_steps_mix: tuple[tuple[int, float], ...]
+    eval_steps_mix: tuple[tuple[int, float], ...]
+    n_eval: int
+    think_max_new_tokens: int
+    answer_max_new_tokens: int
+    eval_batch_size: int
+
+    @property
+    def n_train(self) -> int:
+        """One fresh problem per training sequence: the base never sees a row twice."""
+        return self.train_steps * self.batch_size
+
+
+FULL = Recipe(
+    hidden_size=128, num_layers=4, num_heads=4, head_dim=32, intermediate_size=384,
+    backbone_layers=4, train_steps=800, batch_size=64, lr=3e-3, warmup_steps=40,
+    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.2,
+    train_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
+    eval_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
+    n_eval=200, think_max_new_tokens=200, answer_max_new_tokens=24, eval_batch_size=100,
+)
+QUICK = dataclasses.replace(FULL, train_steps=150, n_eval=100)
+
+
+def recipe_for(quick: bool) -> Recipe:
+    """The recipe a full or quick build uses."""
+    return QUICK if quick else FULL
+
+
+def code_version(recipe: Recipe) -> str:
+    """TINY_VERSION plus a short hash of the recipe: any change means a rebuild."""
+    blob = json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()
+    return f"{TINY_VERSION}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and data
+
+
+def make_config(recipe: Recipe, tok: PreTrainedTokenizerFast, num_layers: int) -> Qwen3Config:
+    """A Qwen3Config of the recipe's shape; the backbone config differs only in depth."""
+    return Qwen3Config(
+        vocab_size=len(tok),
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=recipe.num_heads,
+        num_key_value_heads=recipe.num_heads,
+        head_dim=recipe.head_dim,
+        max_position_embeddings=512,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        tie_word_embeddings=True,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        bos_token_id=None,
+    )
+
+
+def chat_prompt(tok: PreTrainedTokenizerFast, problem: str, enable_thinking: bool = True) -> str:
+    """The chat-formatted user turn plus the generation prompt (no `<think>` in thinking mode)."""
+    messages = [{"role": "user", "content": problem}]
+    return tok.apply_chat_template(
+        messages, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
+    )
+
+
+def encode_training_rows(
+    tok: PreTrainedTokenizerFast, rows: list[dict], nothink: list[bool]
+) -> list[tuple[list[int], int]]:
+    """Each row as (token ids, index of the first supervised token).
+
+    The supervised part starts after `<think>\\n` (thinking rows) or after the whole empty think
+    block (non-thinking rows): both are prompt at inference time, so the model is never taught
+    to close its thinking on its own, only to continue what it is given.
+    """
+    prompts, fulls = [], []
+    for row, skip in zip(rows, nothink):
+        target = assistant_target(row, thinking=not skip)
+        given = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n" if skip else THINK_PREFIX
+        assert target.startswith(given)
+        prompt = chat_prompt(tok, row["problem"]) + given
+        prompts.append(prompt)
+        fulls.append(prompt + target[len(given):])
+    p_ids = tok(prompts, add_special_tokens=False)["input_ids"]
+    f_ids = tok(fulls, add_special_tokens=False)["input_ids"]
+    out = []
+    for p, f in zip(p_ids, f_ids):
+        # Byte-level tokens never merge across `<think>`/digits, so the prompt is a prefix.
+        assert f[: len(p)] == p, "prompt tokens are not a prefix of the full sequence"
+        out.append((f, len(p)))
+    return out
+
+
+def make_batches(
+    encoded: list[tuple[list[int], int]], batch_size: int, pad_id: int, rng: random.Random
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Length-bucketed, right-padded batches of (input_ids, labels), each [B, T].
+
+    Rows are sorted by length inside windows of 32 batches, so a batch wastes little on
+    padding, and the batches are then shuffled. Right padding needs no attention mask: under
+    a causal mask real tokens never see the pads after them, and pads carry label -100.
+    """
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    window = batch_size * 32
+    batches = []
+    for w in range(0, len(order), window):
+        chunk = sorted(order[w : w + window], key=lambda i: len(encoded[i][0]))
+        for b in range(0, len(chunk), batch_size):
+            idx = chunk[b : b + batch_size]
+            width = max(len(encoded[i][0]) for i in idx)
+            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # [B, T]
+            labels = torch.full((len(idx), width), -100, dtype=torch.long)  # [B, T]
+            for r, i in enumerate(idx):
+                seq, start = encoded[i]
+                ids[r, : len(seq)] = torch.tensor(seq)
+                labels[r, start : len(seq)] = torch.tensor(seq[start:])
+            batches.append((ids, labels))
+    rng.shuffle(batches)
+    return batches
+
+
+def lr_at(step: int, recipe: Recipe) -> float:
+    """Linear warmup then cosine decay to min_lr_ratio * lr."""
+    if step < recipe.warmup_steps:
+        return recipe.lr * (step + 1) / recipe.warmup_steps
+    progress = (step - recipe.warmup_steps) / max(1, recipe.train_steps - recipe.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return recipe.lr * (recipe.min_lr_ratio + (1 - recipe.min_lr_ratio) * cosine)
+
+
+def train(
+    model: Qwen3ForCausalLM, batches: list[tuple[torch.Tensor, torch.Tensor]], recipe: Recipe,
+    progress: bool,
+) -> list[float]:
+    """AdamW over the batches, loss on assistant tokens only; returns the loss per step."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr, betas=(0.9, 0.98), eps=1e-8,
+    )
+    model.train()
+    losses: list[float] = []
+    with _progress(progress) as bar:
+        task = bar.add_task("tiny world: training base", total=len(batches), loss=float("nan"))
+        for step, (ids, labels) in enumerate(batches):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, recipe)
+            loss = model(input_ids=ids, labels=labels).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            losses.append(loss.item())
+            # Show a smoothed loss: single tiny batches are noisy.
+            bar.update(task, advance=1, loss=statistics.fmean(losses[-20:]))
+    model.eval()
+    return losses
+
+
+@contextmanager
+def _progress(enabled: bool):
+    """A rich progress bar with a loss column; a no-op bar when disabled."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        disable=not enabled,
+    )
+    with bar:
+        yield bar
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+
+@torch.no_grad()
+def generate(
+    model: Qwen3ForCausalLM, tok: PreTrainedTokenizerFast, prompts: list[str], max_new_tokens: int,
+    batch_size: int,
+) -> list[list[int]]:
+    """Greedy continuations of the prompts (left padded, batched); the new token ids per prompt."""
+    outs: list[list[int]] = []
+    for b in range(0, len(prompts), batch_size):
+        enc = tok(prompts[b : b + batch_size], return_tensors="pt", padding=True,
+                  padding_side="left", add_special_tokens=False)
+        gen = model.generate(
+            **enc, max_new_tokens=max_new_tokens, do_sample=False,
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+        )  # [B, T_prompt + T_new]
+        for row in gen[:, enc["input_ids"].shape[1] :].tolist():
+            # Cut at the first eos; what follows is padding from other rows still running.
+            outs.append(row[: row.index(tok.eos_token_id) + 1] if tok.eos_token_id in row else row)
+    return outs
+
+
+def evaluate(
+    model: Qwen3ForCausalLM, tok: PreTrainedTokenizerFast, rows: list[dict], recipe: Recipe
+) -> dict:
+    """Greedy accuracy in the three prompt layouts of DESIGN §4.1, plus trace lengths."""
+    think_prompts = [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in rows]
+    layouts = {
+        "think": (think_prompts, recipe.think_max_new_tokens),
+        "nothink_prefill": ([chat_prompt(tok, r["problem"]) + NOTHINK_PREFILL for r in rows],
+                            recipe.answer_max_new_tokens),
+        "nothink_empty": ([chat_prompt(tok, r["problem"], enable_thinking=False) for r in rows],
+                          recipe.answer_max_new_tokens),
+    }
+    close_id = tok.convert_tokens_to_ids(THINK_CLOSE)
+    accuracy, by_steps, trace_tokens = {}, {}, []
+    for mode, (prompts, max_new) in layouts.items():
+        new_ids = generate(model, tok, prompts, max_new, recipe.eval_batch_size)
+        correct = [grade(tok.decode(ids, skip_special_tokens=True), r["answer"])
+                   for ids, r in zip(new_ids, rows)]
+        accuracy[mode] = sum(correct) / len(rows)
+        by_steps[mode] = {
+            str(s): round(statistics.fmean(c for c, r in zip(correct, rows) if r["steps"] == s), 4)
+            for s in sorted({r["steps"] for r in rows})
+        }
+        if mode == "think":
+            # Reasoning tokens: everything generated before `</think>` (all of it if none came).
+            trace_tokens = [ids.index(close_id) if close_id in ids else len(ids) for ids in new_ids]
+    return {
+        "accuracy": {k: round(v, 4) for k, v in accuracy.items()},
+        "accuracy_by_steps": by_steps,
+        "mean_trace_tokens": round(statistics.fmean(trace_tokens), 2),
+        "median_trace_tokens": statistics.median(trace_tokens),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# The build
+
+
+@contextmanager
+def _torch_threads(n: int):
+    """Use n intra-op threads for the build, then restore the caller's setting."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _read_world(out: Path) -> dict | None:
+    try:
+        return json.loads((out / "world.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _remove_stale_builds(out: Path) -> None:
+    """Delete temp dirs of killed builds of this world (their process no longer exists)."""
+    for tmp in out.parent.glob(f".{out.name}.building-*"):
+        try:
+            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(tmp, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
+def build_tiny_world(
+    out: str | Path, quick: bool = False, seed: int = 0, progress: bool = True, force: bool = False
+) -> dict:
+    """Build (or return the cached) tiny world in `out`; returns the content of world.json.
+
+    quick=True trains a shorter run (under 2 minutes on 2 cores) for tests; the full build
+    takes under 10 minutes. The result is deterministic for a given seed, quick flag and
+    number of torch threads.
+    """
+    out = Path(out).expanduser().resolve()
+    recipe = recipe_for(quick)
+    version = code_version(recipe)
+    cached = _read_world(out)
+    if cached is not None and not force and (cached.get("seed"), cached.get("quick"),
+                                             cached.get("code_version")) == (seed, quick, version):
+        return cached
+    if out.exists() and (not out.is_dir() or (cached is None and any(out.iterdir()))):
+        raise FileExistsError(f"{out} exists and is not a tiny world; pick an empty or new path")
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(out)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        with _torch_threads(_available_cores()):
+            world = _build(tmp, recipe, quick, seed, progress)
+        world["code_version"] = version
+        (tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
+        # Swap in: move an old world aside first (rename cannot replace a non-empty dir).
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        if out.exists():
+            out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return world
+
+
+def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) -> dict:
+    """Write data, base, backbone config into tmp; return world.json's content (sans version)."""
+    t0 = time.perf_counter()
+    random.seed(seed)
+    torch.manual_seed(seed)
+    tok = build_tokenizer()
+
+    # Data: eval first, then train rows that avoid every eval problem. Seeds are derived so
+    # the two splits do not share a random stream.
+    eval_rows = make_problems(recipe.n_eval, seed=seed * 1000 + 1,
+                              steps_mix=dict(recipe.eval_steps_mix), id_prefix="eval")
+    train_rows = make_problems(recipe.n_train, seed=seed * 1000 + 2,
+                               steps_mix=dict(recipe.train_steps_mix),
+                               exclude={r["problem"] for r in eval_rows}, id_prefix="train")
+    (tmp / "data").mkdir()
+    write_jsonl(eval_rows, tmp / "data" / "eval.jsonl")
+    write_jsonl(train_rows, tmp / "data" / "train.jsonl")
+
+    rng = random.Random(seed * 1000 + 3)
+    nothink = [rng.random() < recipe.nothink_fraction for _ in train_rows]
+    encoded = encode_training_rows(tok, train_rows, nothink)
+    batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng)
+
+    config = make_config(recipe, tok, recipe.num_layers)
+    model = Qwen3ForCausalLM._from_config(config, attn_implementation="sdpa")
+    n_params = sum(p.numel() for p in model.parameters())
+
+    t_train = time.perf_counter()
+    losses = train(model, batches, recipe, progress)
+    train_seconds = time.perf_counter() - t_train
+
+    t_eval = time.perf_counter()
+    metrics = evaluate(model, tok, eval_rows, recipe)
+    eval_seconds = time.perf_counter() - t_eval
+
+    base = tmp / "base"
+    model.generation_config = GenerationConfig(
+        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, do_sample=False
+    )
+    model.save_pretrained(base)
+    tok.save_pretrained(base)
+    make_config(recipe, tok, recipe.backbone_layers).save_pretrained(tmp / "backbone")
+
+    tokens = [len(ids) for ids, _ in encoded]
+    return {
+        "seed": seed,
+        "quick": quick,
+        "code_version": None,  # filled in by build_tiny_world
+        "n_params": n_params,
+        "train_seconds": round(train_seconds, 1),
+        "eval_seconds": round(eval_seconds, 1),
+        "build_seconds": round(time.perf_counter() - t0, 1),
+        **metrics,
+        "final_loss": round(statistics.fmean(losses[-20:]), 4),
+        "n_train": len(train_rows),
+        "n_eval": len(eval_rows),
+        "train_tokens": sum(tokens),
+        "nothink_train_fraction": round(sum(nothink) / len(nothink), 4),
+        "torch_threads": torch.get_num_threads(),
+        "recipe": dataclasses.asdict(recipe),
+        "paths": {"base": "base", "backbone": "backbone",
+                  "train": "data/train.jsonl", "eval": "data/eval.jsonl"},
+        "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
+    }
+
+
+def _transformers_version() -> str:
+    import transformers
+
+    return transformers.__version__

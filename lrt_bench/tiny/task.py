@@ -1,0 +1,161 @@
+"""The tiny world's task: seeded multi-step arithmetic with an explicit reasoning trace.
+
+A problem chains 1 to 4 operations left to right, with parentheses that make the order
+explicit: "Compute ((17+25)*3)-19." Its trace computes one operation per line and ends with
+a line that states the answer:
+
+    17+25=42
+    42*3=126
+    126-19=107
+    Answer: 107
+
+Every value stays in [0, 999], multiplications are by a single digit of a value below 100,
+so each line is arithmetic a small transformer can learn; chaining them is what the trace
+makes easy and a direct answer makes hard (DESIGN §4.8).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+MAX_VALUE = 999  # every operand, intermediate and answer stays in [0, MAX_VALUE]
+DEFAULT_STEPS_MIX: dict[int, float] = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+EOS = "<|im_end|>"
+
+
+def _one_step(rng: random.Random, value: int) -> tuple[str, int, int]:
+    """Pick an operation applicable to `value`; returns (op, operand, result)."""
+    ops = ["+", "-"]
+    if value < 100:
+        ops.append("*")  # keeps products below 1000 and multiplications 2-digit x 1-digit
+    if value > MAX_VALUE - 10:
+        ops.remove("+")
+    if value < 10:
+        ops.remove("-")
+    op = rng.choice(ops)
+    if op == "+":
+        b = rng.randint(2, min(99, MAX_VALUE - value))
+        return op, b, value + b
+    if op == "-":
+        b = rng.randint(2, min(99, value))
+        return op, b, value - b
+    b = rng.randint(2, 9)
+    return op, b, value * b
+
+
+def make_problem(rng: random.Random, steps: int) -> dict:
+    """One problem with `steps` operations; see the module docstring for the format."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    value = rng.randint(10, 99)
+    expr = str(value)
+    lines = []
+    for i in range(steps):
+        op, b, result = _one_step(rng, value)
+        lines.append(f"{value}{op}{b}={result}")
+        # Parenthesise the running expression before each operation after the first, so the
+        # text reads as "apply these in order" with no precedence rules to learn.
+        expr = f"({expr}){op}{b}" if i > 0 else f"{expr}{op}{b}"
+        value = result
+    answer = str(value)
+    reasoning = "".join(line + "\n" for line in lines) + f"Answer: {answer}\n"
+    return {"problem": f"Compute {expr}.", "answer": answer, "steps": steps, "reasoning": reasoning}
+
+
+def make_problems(
+    n: int,
+    seed: int,
+    steps_mix: Mapping[int, float] | None = None,
+    exclude: Iterable[str] = (),
+    id_prefix: str = "tiny",
+) -> list[dict]:
+    """`n` distinct problems drawn with `random.Random(seed)`.
+
+    steps_mix maps a number of steps to its weight (normalised here). Problems whose text is in
+    `exclude` are skipped, which keeps a train split disjoint from an eval split.
+    Rows: {"id", "problem", "answer", "steps", "reasoning"}.
+    """
+    mix = dict(DEFAULT_STEPS_MIX if steps_mix is None else steps_mix)
+    if n < 0:
+        raise ValueError(f"n must be >= 0, got {n}")
+    if not mix or any(int(k) < 1 or w < 0 for k, w in mix.items()) or sum(mix.values()) <= 0:
+        raise ValueError(f"steps_mix needs step counts >= 1 with non-negative weights, got {mix}")
+    rng = random.Random(seed)
+    step_counts, weights = [int(k) for k in mix], [float(w) for w in mix.values()]
+    seen = set(exclude)
+    rows: list[dict] = []
+    tries = 0
+    while len(rows) < n:
+        tries += 1
+        if tries > 50 * n + 1000:
+            raise ValueError(f"cannot draw {n} distinct problems with steps_mix={mix}")
+        row = make_problem(rng, rng.choices(step_counts, weights)[0])
+        if row["problem"] in seen:
+            continue
+        seen.add(row["problem"])
+        rows.append({"id": f"{id_prefix}-{len(rows):06d}", **row})
+    return rows
+
+
+def assistant_target(row: Mapping, thinking: bool = True) -> str:
+    """The assistant turn the base is trained to write, ending with `<|im_end|>`.
+
+    thinking=True: `<think>\\n{reasoning}</think>\\n\\n\\boxed{answer}`; thinking=False: the
+    empty think block Qwen3 writes in non-thinking mode, then the boxed answer.
+    """
+    think = f"{THINK_OPEN}\n{row['reasoning']}" if thinking else f"{THINK_OPEN}\n\n"
+    return f"{think}{THINK_CLOSE}\n\n\\boxed{{{row['answer']}}}{EOS}"
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last `\\boxed{...}` in text (braces balanced), or None."""
+    start = text.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i, depth = start + len("\\boxed{"), 1
+    for j in range(i, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[j], 0)
+        if depth == 0:
+            return text[i:j]
+    return None
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def grade(response_text: str, answer: str) -> bool:
+    """True when the last `\\boxed{}` after the last `</think>` holds the integer `answer`.
+
+    Pure string/int logic; never raises on model output (a malformed response is wrong).
+    """
+    tail = response_text.rsplit(THINK_CLOSE, 1)[-1]
+    boxed = last_boxed(tail)
+    if boxed is None:
+        return False
+    boxed = boxed.strip().replace(",", "")
+    if not _INT.fullmatch(boxed):
+        return False
+    try:
+        return int(boxed) == int(str(answer).strip())
+    except ValueError:
+        return False
+
+
+def write_jsonl(rows: Iterable[Mapping], path: str | Path) -> None:
+    """Write rows as one JSON object per line."""
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """Read a JSON-lines file into a list of dicts."""
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]

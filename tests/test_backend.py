@@ -1,0 +1,152 @@
+"""The `lrt` lm-eval backend: registration, parity with `hf`, batch invariance, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import backbone_config
+
+from lrt_bench.errors import LRTError
+from lrt_bench.reasoner import ReasoningNetwork, save_reasoner
+
+
+def run_py(code: str, **env) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **env})
+
+
+def test_hook_registers_lrt_next_to_builtin_models():
+    # A fresh interpreter: the .pth start-up hook is what registers us (lm-eval 0.4 has no plugins).
+    r = run_py(
+        "from lm_eval.api.registry import get_model; "
+        "print(get_model('lrt').__name__, get_model('hf').__name__, get_model('dummy').__name__)"
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["LRTLM", "HFLM", "DummyLM"]
+
+
+def test_hook_adds_our_task_folder():
+    r = run_py("from lm_eval.tasks import TaskManager; tm = TaskManager(); "
+               "print('lrt_tiny' in tm.all_tasks, 'gsm8k' in tm.all_tasks)")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["True", "True"]
+
+
+def test_hook_can_be_switched_off():
+    r = run_py("from lm_eval.tasks import TaskManager; print('lrt_tiny' in TaskManager().all_tasks)",
+               LRT_BENCH_NO_LM_EVAL_HOOK="1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
+
+
+@pytest.fixture(scope="module")
+def world_reasoner(tiny_world, tmp_path_factory):
+    """An (untrained) reasoner saved for the tiny base: enough to exercise every latent code path."""
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
+    bb = json.loads((tiny_world / "backbone" / "config.json").read_text())
+    torch.manual_seed(0)
+    net = ReasoningNetwork.for_base(base, backbone_config=bb, num_latents=4)
+    path = tmp_path_factory.mktemp("reasoner") / "r"
+    save_reasoner(net, path, base_id=str(tiny_world / "base"))
+    return path
+
+
+def evaluate(model: str, model_args: str, tasks, limit, tiny_world, **kw):
+    import lm_eval
+
+    os.environ["LRT_TINY_DIR"] = str(tiny_world)
+    return lm_eval.simple_evaluate(
+        model=model, model_args=model_args, tasks=tasks, limit=limit, log_samples=True,
+        bootstrap_iters=0, **kw,
+    )
+
+
+def per_doc(results, task, metric="pass@1"):
+    return {s["doc_id"]: s[metric] for s in results["samples"][task]}
+
+
+GREEDY = {"do_sample": False, "temperature": 0, "max_gen_toks": 160}
+
+
+def test_think_parity_with_hf(tiny_world):
+    """`lrt` in think mode gives `hf`'s per-document results (hf with --apply_chat_template)."""
+    base = tiny_world / "base"
+    ours = evaluate("lrt", f"pretrained={base},mode=think,device=cpu,batch_size=8", ["lrt_tiny"], 16,
+                    tiny_world, gen_kwargs=GREEDY)
+    ref = evaluate("hf", f"pretrained={base},device=cpu,batch_size=8", ["lrt_tiny"], 16, tiny_world,
+                   gen_kwargs=GREEDY, apply_chat_template=True)
+    assert per_doc(ours, "lrt_tiny") == per_doc(ref, "lrt_tiny")
+    # accounts reach the samples and the results JSON; hf's are NaN (not measured)
+    s = ours["samples"]["lrt_tiny"][0]
+    assert s["reasoning_tokens"] > 0 and s["latents"] == 0
+    assert ours["results"]["lrt_tiny"]["reasoning_tokens,none"] > 0
+    assert ours["model_info"]["lrt"]["mode"] == "think" if "model_info" in ours else True
+
+
+def test_latent_batch_size_invariance(tiny_world, world_reasoner):
+    args = f"pretrained={tiny_world / 'base'},reasoner={world_reasoner},mode=latent,device=cpu"
+    one = evaluate("lrt", args + ",batch_size=1", ["lrt_tiny"], 12, tiny_world, gen_kwargs=GREEDY)
+    eight = evaluate("lrt", args + ",batch_size=8", ["lrt_tiny"], 12, tiny_world, gen_kwargs=GREEDY)
+    a = [s["resps"] for s in one["samples"]["lrt_tiny"]]
+    b = [s["resps"] for s in eight["samples"]["lrt_tiny"]]
+    assert a == b
+    assert one["samples"]["lrt_tiny"][0]["latents"] == 4
+
+
+def make_lm(**kw):
+    from lrt_bench.backend import LRTLM
+
+    return LRTLM(device="cpu", **kw)
+
+
+def test_unknown_model_arg(tiny_world):
+    with pytest.raises(LRTError, match="unknown model_arg.*budget") as e:
+        make_lm(pretrained=str(tiny_world / "base"), budget=5)
+    assert "\n" not in str(e.value)
+
+
+def test_latent_without_reasoner(tiny_world):
+    with pytest.raises(LRTError, match="mode=latent needs a reasoner"):
+        make_lm(pretrained=str(tiny_world / "base"), mode="latent")
+
+
+def test_missing_reasoner_path(tiny_world, tmp_path):
+    with pytest.raises(LRTError, match="no reasoner checkpoint"):
+        make_lm(pretrained=str(tiny_world / "base"), mode="latent", reasoner=str(tmp_path / "missing"))
+
+
+def test_reasoner_for_another_base(tiny_world, tokenizer, tmp_path):
+    from conftest import make_base
+
+    other = make_base(tokenizer, hidden=32)
+    net = ReasoningNetwork.for_base(other, backbone_config=backbone_config(), num_latents=2)
+    save_reasoner(net, tmp_path / "r", base_id="other-32")
+    with pytest.raises(LRTError, match="trained for base 'other-32' with hidden size 32") as e:
+        make_lm(pretrained=str(tiny_world / "base"), mode="latent", reasoner=str(tmp_path / "r"))
+    assert "\n" not in str(e.value)
+
+
+def test_loglikelihood_refused_in_latent_mode(tiny_world, world_reasoner):
+    from lm_eval.api.instance import Instance
+
+    lm = make_lm(pretrained=str(tiny_world / "base"), mode="latent", reasoner=str(world_reasoner))
+    req = Instance("loglikelihood", doc={}, arguments=("Compute 1+1.", " 2"), idx=0)
+    with pytest.raises(LRTError, match="cannot run in mode=latent"):
+        lm.loglikelihood([req])
+    think = make_lm(pretrained=str(tiny_world / "base"), mode="think")
+    (ll, greedy), = think.loglikelihood([req])
+    assert ll < 0 and isinstance(greedy, bool)
+
+
+def test_chat_template_flag_gives_same_prompts(tiny_world):
+    base = tiny_world / "base"
+    plain = evaluate("lrt", f"pretrained={base},mode=nothink,device=cpu,batch_size=4", ["lrt_tiny"], 4,
+                     tiny_world, gen_kwargs=GREEDY)
+    templ = evaluate("lrt", f"pretrained={base},mode=nothink,device=cpu,batch_size=4", ["lrt_tiny"], 4,
+                     tiny_world, gen_kwargs=GREEDY, apply_chat_template=True)
+    assert [s["resps"] for s in plain["samples"]["lrt_tiny"]] == [s["resps"] for s in templ["samples"]["lrt_tiny"]]

@@ -1,0 +1,212 @@
+"""Tests of the tiny world: tokenizer, chat template, task generator, grader, quick build."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
+
+from lrt_bench.tiny.build import NOTHINK_PREFILL, build_tiny_world, code_version, recipe_for
+from lrt_bench.tiny.task import assistant_target, grade, last_boxed, make_problems, read_jsonl
+from lrt_bench.tiny.tokenizer import build_tokenizer
+
+FORCED_CLOSE = (
+    "\n\nConsidering the limited time by the user, I have to give the solution based on the "
+    "thinking directly now.\n</think>\n\n"
+)
+MESSAGES = [{"role": "user", "content": "Compute (17+25)*3."}]
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+# --- tokenizer ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "17+25=42\n42*3=126\nAnswer: 126\n</think>\n\n\\boxed{126}",
+        "Okay, I think I have finished thinking.\n</think>\n\n",
+        FORCED_CLOSE,
+        "  two  spaces,\ttab, unicode é 漢字 and \\boxed{\\frac{1}{2}}",
+    ],
+)
+def test_round_trip(tok, text):
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+
+
+def test_digits_are_single_tokens(tok):
+    ids = tok("1234567890", add_special_tokens=False)["input_ids"]
+    assert [tok.decode([i]) for i in ids] == list("1234567890")
+
+
+def test_special_and_think_tokens(tok):
+    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|endoftext|>"
+    text = "<|im_start|>assistant\n<think>\nx\n</think>\n\n\\boxed{1}<|im_end|>"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    think_ids = tok.convert_tokens_to_ids(["<think>", "</think>"])
+    assert all(i in ids for i in think_ids)
+    assert len(tok("<think></think>", add_special_tokens=False)["input_ids"]) == 2
+    # Like Qwen3: the think tags are not special, the chat markers are.
+    assert tok.decode(ids, skip_special_tokens=True) == "assistant\n<think>\nx\n</think>\n\n\\boxed{1}"
+
+
+def test_chat_template_modes(tok):
+    think = tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True)
+    assert think == "<|im_start|>user\nCompute (17+25)*3.<|im_end|>\n<|im_start|>assistant\n"
+    empty = tok.apply_chat_template(
+        MESSAGES, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    )
+    assert empty == think + "<think>\n\n</think>\n\n"
+    full = tok.apply_chat_template(MESSAGES + [{"role": "assistant", "content": "hi"}], tokenize=False)
+    assert full.endswith("<|im_start|>assistant\nhi<|im_end|>\n")
+
+
+def test_saved_tokenizer_loads_with_auto(tok, tmp_path):
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    text = "<|im_start|>user\nhi<|im_end|>\n<think>\n1+2=3\n</think>\n\n\\boxed{3}"
+    assert again(text)["input_ids"] == tok(text)["input_ids"]
+    assert again.apply_chat_template(
+        MESSAGES, tokenize=False, add_generation_prompt=True, enable_thinking=False
+    ).endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
+
+
+# --- task and grading --------------------------------------------------------------------------
+
+
+def test_problems_deterministic_and_well_formed():
+    a = make_problems(300, seed=7)
+    assert a == make_problems(300, seed=7)
+    assert a != make_problems(300, seed=8)
+    assert len({r["problem"] for r in a}) == 300
+    assert {r["steps"] for r in a} == {1, 2, 3, 4}
+    for r in a:
+        assert set(r) == {"id", "problem", "answer", "steps", "reasoning"}
+        lines = r["reasoning"].splitlines()
+        assert len(lines) == r["steps"] + 1 and r["reasoning"].endswith("\n")
+        assert lines[-1] == f"Answer: {r['answer']}"
+        # Each line is a true equation whose result feeds the next line.
+        value = None
+        for line in lines[:-1]:
+            lhs, rhs = line.split("=")
+            assert eval(lhs) == int(rhs) and 0 <= int(rhs) <= 999  # noqa: S307 - our own digits
+            assert value is None or lhs.startswith(str(value))
+            value = int(rhs)
+        assert str(value) == r["answer"]
+        # The problem's expression computes the answer (left-to-right, parenthesised).
+        assert eval(r["problem"].removeprefix("Compute ").removesuffix(".")) == int(r["answer"])  # noqa: S307
+
+
+def test_steps_mix_and_exclude():
+    rows = make_problems(50, seed=1, steps_mix={2: 1.0})
+    assert {r["steps"] for r in rows} == {2}
+    other = make_problems(200, seed=1, steps_mix={2: 1.0}, exclude={r["problem"] for r in rows})
+    assert not {r["problem"] for r in rows} & {r["problem"] for r in other}
+    with pytest.raises(ValueError, match="steps_mix"):
+        make_problems(5, seed=0, steps_mix={0: 1.0})
+
+
+def test_assistant_target():
+    row = {"reasoning": "1+2=3\nAnswer: 3\n", "answer": "3"}
+    assert assistant_target(row) == "<think>\n1+2=3\nAnswer: 3\n</think>\n\n\\boxed{3}<|im_end|>"
+    assert assistant_target(row, thinking=False) == "<think>\n\n</think>\n\n\\boxed{3}<|im_end|>"
+
+
+@pytest.mark.parametrize(
+    "text,answer,ok",
+    [
+        ("1+2=3\n</think>\n\n\\boxed{3}", "3", True),
+        ("\\boxed{3}", "3", True),
+        ("\\boxed{ 042 }", "42", True),
+        ("\\boxed{4}</think>\\boxed{5}", "4", False),  # only after the last </think>
+        ("\\boxed{4} then \\boxed{5}", "5", True),  # last boxed wins
+        ("\\boxed{5", "5", False),
+        ("no box 5", "5", False),
+        ("\\boxed{five}", "5", False),
+        ("\\boxed{\\frac{1}{2}}", "5", False),
+        ("", "5", False),
+    ],
+)
+def test_grade(text, answer, ok):
+    assert grade(text, answer) is ok
+
+
+def test_last_boxed_nested():
+    assert last_boxed("a \\boxed{\\frac{1}{2}} b") == "\\frac{1}{2}"
+
+
+# --- quick build -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick_world(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tiny") / "world"
+    start = time.perf_counter()
+    world = build_tiny_world(out, quick=True, seed=0, progress=False)
+    return out, world, time.perf_counter() - start
+
+
+def test_quick_world_layout(quick_world):
+    out, world, _ = quick_world
+    assert json.loads((out / "world.json").read_text()) == world
+    for key in ("seed", "quick", "code_version", "n_params", "train_seconds", "accuracy",
+                "mean_trace_tokens", "median_trace_tokens"):
+        assert key in world, key
+    assert set(world["accuracy"]) == {"think", "nothink_prefill", "nothink_empty"}
+    assert world["quick"] is True and world["seed"] == 0
+    assert world["code_version"] == code_version(recipe_for(True))
+    assert len(read_jsonl(out / "data" / "eval.jsonl")) == recipe_for(True).n_eval
+    train = read_jsonl(out / "data" / "train.jsonl")
+    evals = read_jsonl(out / "data" / "eval.jsonl")
+    assert not {r["problem"] for r in train} & {r["problem"] for r in evals}
+    assert not list(out.parent.glob(".world.*")), "temp dirs left behind"
+
+
+def test_quick_world_loads_and_generates(quick_world):
+    out, world, _ = quick_world
+    model = AutoModelForCausalLM.from_pretrained(out / "base")
+    tok = AutoTokenizer.from_pretrained(out / "base")
+    assert type(model).__name__ == "Qwen3ForCausalLM"
+    assert sum(p.numel() for p in model.parameters()) == world["n_params"]
+    assert model.generation_config.eos_token_id == tok.eos_token_id == tok.convert_tokens_to_ids("<|im_end|>")
+    assert model.generation_config.pad_token_id == tok.pad_token_id
+    prompt = tok.apply_chat_template(MESSAGES, tokenize=False, add_generation_prompt=True) + NOTHINK_PREFILL
+    enc = tok(prompt, return_tensors="pt")
+    gen = model.generate(**enc, max_new_tokens=8, do_sample=False)
+    assert gen.shape[1] > enc["input_ids"].shape[1]
+    # The backbone config shares the base's layer shapes, so base layers can initialise it.
+    backbone = Qwen3Config.from_pretrained(out / "backbone")
+    for key in ("hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+                "head_dim"):
+        assert getattr(backbone, key) == getattr(model.config, key), key
+
+
+def test_quick_world_learned_to_reason(quick_world):
+    _, world, _ = quick_world
+    acc = world["accuracy"]
+    assert acc["think"] > acc["nothink_prefill"] and acc["think"] > acc["nothink_empty"]
+    assert world["median_trace_tokens"] > 5
+
+
+def test_quick_world_cache(quick_world):
+    out, world, _ = quick_world
+    mtime = (out / "world.json").stat().st_mtime_ns
+    start = time.perf_counter()
+    again = build_tiny_world(out, quick=True, seed=0, progress=False)
+    assert again == world
+    assert time.perf_counter() - start < 5
+    assert (out / "world.json").stat().st_mtime_ns == mtime
+
+
+def test_refuses_foreign_directory(tmp_path):
+    (tmp_path / "keep.txt").write_text("not a world")
+    with pytest.raises(FileExistsError):
+        build_tiny_world(tmp_path, quick=True, progress=False)
+    assert (tmp_path / "keep.txt").exists()
+
