@@ -11,6 +11,7 @@ for lm-eval's own modules and, right after each one has run:
                             `lm_eval --tasks lrt_math500` and `lm_eval ls tasks` work with no
                             --include_path. A user's own --include_path still comes after ours and wins.
 
+It also prints lrt-bench's own errors (LRTError) as the one line they are, without a traceback.
 Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. Versions of lm-eval that read the entry-point
 groups `lm_eval.models` / `lm_eval.tasks` (declared in pyproject.toml) do not need it.
 """
@@ -94,12 +95,27 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
+def _excepthook(prev):
+    def hook(etype, value, tb):
+        # Our errors are one line that says what to do: print that line, not a traceback through
+        # lm-eval's CLI. Every other exception keeps the default treatment.
+        if etype.__module__ == "lrt_bench.errors" and etype.__name__ == "LRTError":
+            print(f"lrt-bench: error: {value}", file=sys.stderr)
+            return
+        prev(etype, value, tb)
+
+    hook._lrt = True  # type: ignore[attr-defined]
+    return hook
+
+
 def install() -> None:
     if os.environ.get("LRT_BENCH_NO_LM_EVAL_HOOK"):
         return
     if any(isinstance(f, _Finder) for f in sys.meta_path):
         return
     sys.meta_path.insert(0, _Finder())
+    if not getattr(sys.excepthook, "_lrt", False):
+        sys.excepthook = _excepthook(sys.excepthook)
     # lm-eval imported before us (unusual): patch what is already there.
     for name, after in _AFTER.items():
         if name in sys.modules:

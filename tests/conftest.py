@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,8 +59,6 @@ def backbone_config(hidden: int = 32, layers: int = 2) -> dict:
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """The quick tiny world, built once per test session (trained base + data + backbone config)."""
-    from pathlib import Path
-
     from lrt_bench.tiny.build import build_tiny_world
 
     if os.environ.get("LRT_TEST_TINY_WORLD"):  # developers: reuse a world you already built
@@ -67,3 +66,14 @@ def tiny_world(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny") / "world"
     build_tiny_world(out, quick=True, seed=0, progress=False)
     return out
+
+
+DATA_DIR = Path(os.environ.get("LRT_DATA_DIR") or Path(__file__).resolve().parents[2] / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The offline benchmark copies ($LRT_DATA_DIR, else ../shared/data beside the checkout)."""
+    if not (DATA_DIR / "math500" / "test.jsonl").is_file():
+        pytest.skip(f"offline benchmark copies not found at {DATA_DIR}: set LRT_DATA_DIR")
+    return DATA_DIR

@@ -150,3 +150,45 @@ def test_chat_template_flag_gives_same_prompts(tiny_world):
     templ = evaluate("lrt", f"pretrained={base},mode=nothink,device=cpu,batch_size=4", ["lrt_tiny"], 4,
                      tiny_world, gen_kwargs=GREEDY, apply_chat_template=True)
     assert [s["resps"] for s in plain["samples"]["lrt_tiny"]] == [s["resps"] for s in templ["samples"]["lrt_tiny"]]
+
+
+def lm_eval_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lm_eval", *args], capture_output=True, text=True,
+                          timeout=900, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_cli_runs_every_benchmark_and_the_suite(tiny_world, world_reasoner, tmp_path, data_dir):
+    """`lm_eval --model lrt` from another directory, no --include_path: all five + the group write results."""
+    out = tmp_path / "out"
+    r = lm_eval_cli(
+        "--model", "lrt",
+        "--model_args", f"pretrained={tiny_world / 'base'},reasoner={world_reasoner},mode=latent",
+        "--device", "cpu", "--batch_size", "16", "--tasks", "lrt_suite", "--limit", "4", "--gen_kwargs", "max_gen_toks=8",
+        "--output_path", str(out), "--log_samples",
+        env={"LRT_DATA_DIR": str(data_dir)}, cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    (results_file,) = list(out.rglob("results_*.json"))
+    res = json.loads(results_file.read_text())["results"]
+    for task in ("lrt_amc23", "lrt_math500", "lrt_gsm8k", "lrt_lsat_ar", "lrt_gpqa", "lrt_suite"):
+        assert "pass@1,none" in res[task], task
+    assert res["lrt_math500"]["latents,none"] == 4
+    assert len(list(out.rglob("samples_lrt_gpqa_*.jsonl"))) == 1
+
+
+@pytest.mark.parametrize(
+    "model_args, message",
+    [
+        ("mode=latent,reasoner=/nonexistent/ckpt", "no reasoner checkpoint"),
+        ("mode=think,budget=3", "unknown model_arg(s) budget"),
+    ],
+)
+def test_cli_bad_input_leaves_no_results(tiny_world, tmp_path, model_args, message):
+    out = tmp_path / "out"
+    r = lm_eval_cli("--model", "lrt", "--model_args", f"pretrained={tiny_world / 'base'},{model_args}",
+                    "--device", "cpu", "--tasks", "lrt_tiny", "--limit", "2", "--output_path", str(out),
+                    env={"LRT_TINY_DIR": str(tiny_world)})
+    assert r.returncode != 0
+    (line,) = [ln for ln in r.stderr.splitlines() if "lrt-bench: error:" in ln]
+    assert message in line and "Traceback" not in r.stderr
+    assert not out.exists() or not list(out.rglob("*.json"))

@@ -228,3 +228,26 @@ def test_template_that_already_opens_think():
     assert layout.prefix_text(r1, "nothink", "empty") == "<｜User｜>hi<｜Assistant｜>" + layout.NOTHINK_EMPTY
     assert layout.prefix_text(qwen, "latent") == qwen + "<think>\n"
     assert layout.prefix_text(qwen, "nothink") == qwen + layout.NOTHINK_PREFILL
+
+
+def test_think_equals_hf_generate_on_the_tiny_world(tiny_world):
+    """A trained base that closes </think> itself: think mode is exactly model.generate."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from lrt_bench.tiny.task import read_jsonl
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
+    tok = AutoTokenizer.from_pretrained(tiny_world / "base")
+    lm = LatentLM(base, tok)
+    rows = read_jsonl(tiny_world / "data" / "eval.jsonl")[:6]
+    natural = 0
+    for r in rows:
+        g = lm.generate([r["problem"]], DecodeConfig(mode="think", max_gen_toks=200, answer_allowance=64))[0]
+        text = layout.prefix_text(layout.render_chat(tok, r["problem"]), "think")
+        ids = torch.tensor([tok.encode(text, add_special_tokens=False)])
+        ref = base.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=300, do_sample=False)
+        ref = [t for t in ref[0, ids.shape[1]:].tolist() if t not in lm.eos_ids]
+        if g.account.forced_tokens == 0 and g.account.finish_reason == "eos":
+            natural += 1
+            assert g.token_ids == ref
+    assert natural >= 4, "the tiny base should close its reasoning by itself"

@@ -23,6 +23,8 @@ import os
 import random
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -304,17 +306,6 @@ def evaluate(
 # The build
 
 
-@contextmanager
-def _torch_threads(n: int):
-    """Use n intra-op threads for the build, then restore the caller's setting."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _available_cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -365,8 +356,8 @@ def build_tiny_world(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        with _torch_threads(_available_cores()):
-            world = _build(tmp, recipe, quick, seed, progress)
+        _run_build_process(tmp, quick, seed, progress)
+        world = json.loads((tmp / "world.json").read_text())
         world["code_version"] = version
         (tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
         # Swap in: move an old world aside first (rename cannot replace a non-empty dir).
@@ -378,6 +369,45 @@ def build_tiny_world(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return world
+
+
+def _run_build_process(tmp: Path, quick: bool, seed: int, progress: bool) -> None:
+    """Run `_build` in a fresh Python process that writes into tmp.
+
+    Why a process: torch's OpenMP threads spin-wait at every barrier by default, and on a
+    machine whose two cores are shared with other jobs that makes two-thread training up to
+    seven times slower than one thread. OMP_WAIT_POLICY=PASSIVE fixes it, but OpenMP reads it
+    only when torch loads, which in the caller has already happened. The process also keeps
+    the caller's torch thread count and RNG state untouched and frees the memory on exit.
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # Make this copy of lrt_bench importable in the child even when it is not installed.
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "lrt_bench.tiny.build", str(tmp), "--seed", str(seed)]
+    cmd += ["--quick"] if quick else []
+    cmd += ["--progress"] if progress else []
+    # stdout stays the caller's so the progress bar draws; stderr is kept for the error message.
+    proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0 or not (tmp / "world.json").exists():
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise RuntimeError(f"tiny world build failed (exit {proc.returncode}):\n{tail}")
+
+
+def _main(argv: list[str] | None = None) -> None:
+    """Entry point of the build process (see `_run_build_process`); not a user command."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tmp", type=Path, help="empty directory to build into")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(_available_cores())
+    world = _build(args.tmp, recipe_for(args.quick), args.quick, args.seed, args.progress)
+    (args.tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
 
 
 def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) -> dict:
@@ -450,3 +480,7 @@ def _transformers_version() -> str:
     import transformers
 
     return transformers.__version__
+
+
+if __name__ == "__main__":
+    _main()

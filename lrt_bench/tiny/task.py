@@ -22,7 +22,10 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-MAX_VALUE = 999  # every operand, intermediate and answer stays in [0, MAX_VALUE]
+MAX_VALUE = 99  # every intermediate value and answer stays in [0, MAX_VALUE]
+MAX_OPERAND = 9  # added or subtracted numbers are in [2, MAX_OPERAND]
+MAX_FACTOR = 9  # multipliers are in [2, MAX_FACTOR]
+FIRST_VALUE = (10, 99)  # the starting number
 DEFAULT_STEPS_MIX: dict[int, float] = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
 
 THINK_OPEN = "<think>"
@@ -32,21 +35,21 @@ EOS = "<|im_end|>"
 
 def _one_step(rng: random.Random, value: int) -> tuple[str, int, int]:
     """Pick an operation applicable to `value`; returns (op, operand, result)."""
-    ops = ["+", "-"]
-    if value < 100:
-        ops.append("*")  # keeps products below 1000 and multiplications 2-digit x 1-digit
-    if value > MAX_VALUE - 10:
-        ops.remove("+")
-    if value < 10:
-        ops.remove("-")
+    ops = []
+    if value + 2 <= MAX_VALUE:
+        ops.append("+")
+    if value >= 2:
+        ops.append("-")
+    if value * 2 <= MAX_VALUE and value >= 2:
+        ops.append("*")
     op = rng.choice(ops)
     if op == "+":
-        b = rng.randint(2, min(99, MAX_VALUE - value))
+        b = rng.randint(2, min(MAX_OPERAND, MAX_VALUE - value))
         return op, b, value + b
     if op == "-":
-        b = rng.randint(2, min(99, value))
+        b = rng.randint(2, min(MAX_OPERAND, value))
         return op, b, value - b
-    b = rng.randint(2, 9)
+    b = rng.randint(2, min(MAX_FACTOR, MAX_VALUE // value))
     return op, b, value * b
 
 
@@ -54,7 +57,7 @@ def make_problem(rng: random.Random, steps: int) -> dict:
     """One problem with `steps` operations; see the module docstring for the format."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    value = rng.randint(10, 99)
+    value = rng.randint(*FIRST_VALUE)
     expr = str(value)
     lines = []
     for i in range(steps):
