@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ from lrt_bench.errors import LRTError
 
 def default_tiny_dir() -> Path:
     """Where `tiny build` writes and every tiny-world default reads: $LRT_TINY_DIR or the user cache."""
-    env = os.environ.get("LRT_TINY_DIR")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lrt-bench" / "tiny"
+    from lrt_bench.data import tiny_dir
+
+    return tiny_dir()
 
 
 def _console():

@@ -1,0 +1,63 @@
+"""The README's commands: `lrt-bench tiny build`, `lrt-bench compare`, and the benchmark scripts."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lrt_bench.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli(*args, env=None, cwd=None):
+    exe = shutil.which("lrt-bench") or sys.executable
+    cmd = [exe, *args] if exe.endswith("lrt-bench") else [exe, "-m", "lrt_bench.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}, cwd=cwd)
+
+
+def test_tiny_build_reuses_a_matching_world(tiny_world, capsys):
+    # The session's quick world is cached: the README's build command returns without retraining.
+    before = (tiny_world / "world.json").stat().st_mtime_ns
+    assert main(["tiny", "build", "--out", str(tiny_world), "--quick", "--no-progress"]) == 0
+    assert (tiny_world / "world.json").stat().st_mtime_ns == before
+    assert "greedy accuracy" in capsys.readouterr().out
+
+
+def test_compare_runs_the_three_modes(tiny_world, tmp_path):
+    out = tmp_path / "cmp.json"
+    r = cli("compare", "--limit", "8", "--budget", "120", "--json", str(out),
+            env={"LRT_TINY_DIR": str(tiny_world), "COLUMNS": "200"})
+    assert r.returncode == 0, r.stderr
+    assert "untrained G_φ" in r.stdout
+    res = json.loads(out.read_text())["results"]
+    assert [row["method"] for row in res] == ["think", "nothink", "latent (untrained G_φ)"]
+    think, nothink, latent = res
+    assert think["reasoning_tokens"] > 0 and nothink["reasoning_tokens"] == 0 and latent["latents"] == 16
+
+
+def test_compare_without_world_says_what_to_do(tmp_path):
+    r = cli("compare", env={"LRT_TINY_DIR": str(tmp_path / "none")})
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"lrt-bench: error: no tiny world at {tmp_path / 'none'}: run `lrt-bench tiny build --out "
+        f"{tmp_path / 'none'}` first"
+    ]
+
+
+@pytest.mark.parametrize("script", ["latency.py"])
+def test_benchmark_script_smoke(tiny_world, tmp_path, script):
+    out = tmp_path / "b.json"
+    r = subprocess.run([sys.executable, str(REPO / "bench" / script), "--world", str(tiny_world), "--problems", "4",
+                        "--batch-sizes", "1,4", "--budget", "64", "--out", str(out)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    assert {(c["mode"], c["batch_size"]) for c in payload["cells"]} == {
+        (m, b) for m in ("think", "nothink", "latent") for b in (1, 4)
+    }
+    assert payload["ratios"]["think_over_latent_time@bs1"] > 0
