@@ -60,7 +60,12 @@ class Recipe:
     warmup_steps: int
     min_lr_ratio: float
     weight_decay: float
-    nothink_fraction: float  # share of training rows written in the empty-think format
+    nothink_fraction: float  # share of training rows written without reasoning
+    # Think-block contents of those rows: "" is Qwen3's empty block; the short sentences teach
+    # the model that whatever sits in a closed think block, the answer follows. Without them
+    # a NoThinking prefill is text it has never seen and it fails on format, not on reasoning.
+    # The NoThinking sentence itself is deliberately not among them.
+    nothink_fillers: tuple[str, ...]
     train_steps_mix: tuple[tuple[int, float], ...]
     eval_steps_mix: tuple[tuple[int, float], ...]
     n_eval: int
@@ -78,6 +83,9 @@ FULL = Recipe(
     hidden_size=128, num_layers=4, num_heads=4, head_dim=32, intermediate_size=384,
     backbone_layers=4, train_steps=800, batch_size=64, lr=3e-3, warmup_steps=40,
     min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.2,
+    nothink_fillers=("", "", "", "I can answer this directly.", "Okay, this one is simple.",
+                     "I have thought enough.", "Okay, I will answer now.", "No need to think further.",
+                     "I know the answer.", "Let me just write the answer."),
     train_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     eval_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     n_eval=200, think_max_new_tokens=200, answer_max_new_tokens=24, eval_batch_size=100,
@@ -127,23 +135,33 @@ def chat_prompt(tok: PreTrainedTokenizerFast, problem: str, enable_thinking: boo
     )
 
 
+def nothink_prefix(filler: str) -> str:
+    """The given part of a non-thinking row: a think block holding `filler` (may be empty)."""
+    return f"{THINK_OPEN}\n{filler + chr(10) if filler else chr(10)}{THINK_CLOSE}\n\n"
+
+
 def encode_training_rows(
-    tok: PreTrainedTokenizerFast, rows: list[dict], nothink: list[bool]
+    tok: PreTrainedTokenizerFast, rows: list[dict], fillers: list[str | None]
 ) -> list[tuple[list[int], int]]:
     """Each row as (token ids, index of the first supervised token).
 
-    The supervised part starts after `<think>\\n` (thinking rows) or after the whole empty think
-    block (non-thinking rows): both are prompt at inference time, so the model is never taught
-    to close its thinking on its own, only to continue what it is given.
+    fillers[i] is None for a thinking row; otherwise row i is written without reasoning, its
+    think block holding fillers[i] ("" is Qwen3's empty block). The supervised part starts
+    after `<think>\n` (thinking rows) or after the whole think block (non-thinking rows):
+    both are given at inference time, so the model is never taught to close its thinking
+    early, only to continue what it is given.
     """
     prompts, fulls = [], []
-    for row, skip in zip(rows, nothink):
-        target = assistant_target(row, thinking=not skip)
-        given = f"{THINK_OPEN}\n\n{THINK_CLOSE}\n\n" if skip else THINK_PREFIX
-        assert target.startswith(given)
+    for row, filler in zip(rows, fillers):
+        if filler is None:
+            given, tail = THINK_PREFIX, assistant_target(row, thinking=True)[len(THINK_PREFIX):]
+        else:
+            # The answer part of Qwen3's non-thinking target, after whichever block is given.
+            given = nothink_prefix(filler)
+            tail = assistant_target(row, thinking=False)[len(nothink_prefix("")):]
         prompt = chat_prompt(tok, row["problem"]) + given
         prompts.append(prompt)
-        fulls.append(prompt + target[len(given):])
+        fulls.append(prompt + tail)
     p_ids = tok(prompts, add_special_tokens=False)["input_ids"]
     f_ids = tok(fulls, add_special_tokens=False)["input_ids"]
     out = []
@@ -429,8 +447,9 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     write_jsonl(train_rows, tmp / "data" / "train.jsonl")
 
     rng = random.Random(seed * 1000 + 3)
-    nothink = [rng.random() < recipe.nothink_fraction for _ in train_rows]
-    encoded = encode_training_rows(tok, train_rows, nothink)
+    fillers = [rng.choice(recipe.nothink_fillers) if rng.random() < recipe.nothink_fraction else None
+               for _ in train_rows]
+    encoded = encode_training_rows(tok, train_rows, fillers)
     batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng)
 
     config = make_config(recipe, tok, recipe.num_layers)
@@ -467,7 +486,7 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
         "n_train": len(train_rows),
         "n_eval": len(eval_rows),
         "train_tokens": sum(tokens),
-        "nothink_train_fraction": round(sum(nothink) / len(nothink), 4),
+        "nothink_train_fraction": round(sum(f is not None for f in fillers) / len(fillers), 4),
         "torch_threads": torch.get_num_threads(),
         "recipe": dataclasses.asdict(recipe),
         "paths": {"base": "base", "backbone": "backbone",
