@@ -110,6 +110,10 @@ def test_steps_mix_and_exclude():
     assert not {r["problem"] for r in rows} & {r["problem"] for r in other}
     with pytest.raises(ValueError, match="steps_mix"):
         make_problems(5, seed=0, steps_mix={0: 1.0})
+    # There are too few one-step problems for a large distinct draw; repetition is opt-in.
+    with pytest.raises(ValueError, match="distinct"):
+        make_problems(3000, seed=0, steps_mix={1: 1.0})
+    assert len(make_problems(3000, seed=0, steps_mix={1: 1.0}, distinct=False)) == 3000
 
 
 def test_assistant_target():
@@ -164,7 +168,10 @@ def test_quick_world_layout(quick_world):
     assert len(read_jsonl(out / "data" / "eval.jsonl")) == recipe_for(True).n_eval
     train = read_jsonl(out / "data" / "train.jsonl")
     evals = read_jsonl(out / "data" / "eval.jsonl")
-    assert not {r["problem"] for r in train} & {r["problem"] for r in evals}
+    assert len(train) == recipe_for(True).n_train
+    # Multi-step eval problems are held out; one-step ones are facts the base should know.
+    assert not {r["problem"] for r in train} & {r["problem"] for r in evals if r["steps"] > 1}
+    assert len({r["problem"] for r in evals}) == len(evals)
     assert not list(out.parent.glob(".world.*")), "temp dirs left behind"
 
 

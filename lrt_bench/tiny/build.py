@@ -60,7 +60,11 @@ class Recipe:
     warmup_steps: int
     min_lr_ratio: float
     weight_decay: float
-    nothink_fraction: float  # share of training rows written without reasoning
+    # Rows of at most nothink_max_steps steps are written without reasoning with probability
+    # nothink_fraction: the model learns to answer easy problems directly, as Qwen3 does in
+    # non-thinking mode, and has no direct route to the multi-step ones.
+    nothink_fraction: float
+    nothink_max_steps: int
     # Think-block contents of those rows: "" is Qwen3's empty block; the short sentences teach
     # the model that whatever sits in a closed think block, the answer follows. Without them
     # a NoThinking prefill is text it has never seen and it fails on format, not on reasoning.
@@ -82,7 +86,7 @@ class Recipe:
 FULL = Recipe(
     hidden_size=128, num_layers=4, num_heads=4, head_dim=32, intermediate_size=384,
     backbone_layers=4, train_steps=800, batch_size=64, lr=3e-3, warmup_steps=40,
-    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.2,
+    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.3, nothink_max_steps=2,
     nothink_fillers=("", "", "", "I can answer this directly.", "Okay, this one is simple.",
                      "I have thought enough.", "Okay, I will answer now.", "No need to think further.",
                      "I know the answer.", "Let me just write the answer."),
@@ -99,8 +103,11 @@ def recipe_for(quick: bool) -> Recipe:
 
 
 def code_version(recipe: Recipe) -> str:
-    """TINY_VERSION plus a short hash of the recipe: any change means a rebuild."""
-    blob = json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()
+    """TINY_VERSION plus a short hash of the recipe and task ranges: any change means a rebuild."""
+    from lrt_bench.tiny import task
+
+    ranges = [task.MAX_VALUE, task.MAX_OPERAND, task.MAX_FACTOR, list(task.FIRST_VALUE)]
+    blob = json.dumps([dataclasses.asdict(recipe), ranges], sort_keys=True).encode()
     return f"{TINY_VERSION}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
@@ -118,7 +125,9 @@ def make_config(recipe: Recipe, tok: PreTrainedTokenizerFast, num_layers: int) -
         num_attention_heads=recipe.num_heads,
         num_key_value_heads=recipe.num_heads,
         head_dim=recipe.head_dim,
-        max_position_embeddings=512,
+        # RoPE has no learned positions: a long context costs nothing and lets the benchmark
+        # prompts (LSAT passages are ~2k byte tokens) run through the tiny base.
+        max_position_embeddings=8192,
         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
         tie_word_embeddings=True,
         eos_token_id=tok.eos_token_id,
@@ -435,20 +444,28 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     torch.manual_seed(seed)
     tok = build_tokenizer()
 
-    # Data: eval first, then train rows that avoid every eval problem. Seeds are derived so
-    # the two splits do not share a random stream.
+    # Data: eval first (distinct problems), then train rows drawn with repetition.
+    # Multi-step eval problems never occur in train. One-step problems are not held out: there
+    # are only ~1,500 of them, each a single arithmetic fact that the base is meant to know by
+    # heart, as a real LLM knows 7*8 (and every one of them also occurs as a line of some
+    # multi-step trace). Answering those directly is what makes NoThinking score above zero;
+    # chaining facts it has never seen chained is what needs the trace.
     eval_rows = make_problems(recipe.n_eval, seed=seed * 1000 + 1,
                               steps_mix=dict(recipe.eval_steps_mix), id_prefix="eval")
     train_rows = make_problems(recipe.n_train, seed=seed * 1000 + 2,
                                steps_mix=dict(recipe.train_steps_mix),
-                               exclude={r["problem"] for r in eval_rows}, id_prefix="train")
+                               exclude={r["problem"] for r in eval_rows if r["steps"] > 1},
+                               distinct=False, id_prefix="train")
     (tmp / "data").mkdir()
     write_jsonl(eval_rows, tmp / "data" / "eval.jsonl")
     write_jsonl(train_rows, tmp / "data" / "train.jsonl")
 
     rng = random.Random(seed * 1000 + 3)
-    fillers = [rng.choice(recipe.nothink_fillers) if rng.random() < recipe.nothink_fraction else None
-               for _ in train_rows]
+    fillers = [
+        rng.choice(recipe.nothink_fillers)
+        if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction else None
+        for r in train_rows
+    ]
     encoded = encode_training_rows(tok, train_rows, fillers)
     batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng)
 

@@ -77,12 +77,16 @@ def make_problems(
     seed: int,
     steps_mix: Mapping[int, float] | None = None,
     exclude: Iterable[str] = (),
+    distinct: bool = True,
     id_prefix: str = "tiny",
 ) -> list[dict]:
-    """`n` distinct problems drawn with `random.Random(seed)`.
+    """`n` problems drawn with `random.Random(seed)`.
 
     steps_mix maps a number of steps to its weight (normalised here). Problems whose text is in
-    `exclude` are skipped, which keeps a train split disjoint from an eval split.
+    `exclude` are never drawn, which keeps a train split disjoint from an eval split.
+    distinct=True draws each problem at most once; distinct=False lets a problem recur, which
+    a training set needs: there are only about 1,500 one-step problems, so a distinct draw
+    would silently starve the mix of them.
     Rows: {"id", "problem", "answer", "steps", "reasoning"}.
     """
     mix = dict(DEFAULT_STEPS_MIX if steps_mix is None else steps_mix)
@@ -92,7 +96,8 @@ def make_problems(
         raise ValueError(f"steps_mix needs step counts >= 1 with non-negative weights, got {mix}")
     rng = random.Random(seed)
     step_counts, weights = [int(k) for k in mix], [float(w) for w in mix.values()]
-    seen = set(exclude)
+    excluded = set(exclude)
+    seen: set[str] = set()
     rows: list[dict] = []
     tries = 0
     while len(rows) < n:
@@ -100,7 +105,7 @@ def make_problems(
         if tries > 50 * n + 1000:
             raise ValueError(f"cannot draw {n} distinct problems with steps_mix={mix}")
         row = make_problem(rng, rng.choices(step_counts, weights)[0])
-        if row["problem"] in seen:
+        if row["problem"] in excluded or (distinct and row["problem"] in seen):
             continue
         seen.add(row["problem"])
         rows.append({"id": f"{id_prefix}-{len(rows):06d}", **row})

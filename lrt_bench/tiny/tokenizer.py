@@ -99,7 +99,7 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
         pad_token=PAD,
         padding_side="left",  # generation batches are left-padded; training pads itself
         clean_up_tokenization_spaces=False,
-        model_max_length=1024,
+        model_max_length=8192,
     )
     hf.chat_template = CHAT_TEMPLATE
     return hf
