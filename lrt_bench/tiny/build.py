@@ -84,9 +84,9 @@ class Recipe:
 
 
 FULL = Recipe(
-    hidden_size=128, num_layers=4, num_heads=4, head_dim=32, intermediate_size=384,
-    backbone_layers=4, train_steps=800, batch_size=64, lr=3e-3, warmup_steps=40,
-    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.3, nothink_max_steps=2,
+    hidden_size=96, num_layers=4, num_heads=3, head_dim=32, intermediate_size=256,
+    backbone_layers=4, train_steps=3400, batch_size=16, lr=2e-3, warmup_steps=150,
+    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.5, nothink_max_steps=1,
     nothink_fillers=("", "", "", "I can answer this directly.", "Okay, this one is simple.",
                      "I have thought enough.", "Okay, I will answer now.", "No need to think further.",
                      "I know the answer.", "Let me just write the answer."),
@@ -94,7 +94,9 @@ FULL = Recipe(
     eval_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     n_eval=200, think_max_new_tokens=200, answer_max_new_tokens=24, eval_batch_size=100,
 )
-QUICK = dataclasses.replace(FULL, train_steps=150, n_eval=100)
+# Quick: the same model, a quarter of the steps (about 95 s on 2 cores): the trace helps, but
+# far from perfectly.
+QUICK = dataclasses.replace(FULL, train_steps=900, warmup_steps=60, n_eval=100)
 
 
 def recipe_for(quick: bool) -> Recipe:
