@@ -9,7 +9,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
 from lrt_bench.tiny.build import NOTHINK_PREFILL, build_tiny_world, code_version, recipe_for
-from lrt_bench.tiny.task import assistant_target, grade, last_boxed, make_problems, read_jsonl
+from lrt_bench.tiny.task import Ranges, assistant_target, grade, last_boxed, make_problems, read_jsonl
 from lrt_bench.tiny.tokenizer import build_tokenizer
 
 FORCED_CLOSE = (
@@ -114,6 +114,15 @@ def test_steps_mix_and_exclude():
     with pytest.raises(ValueError, match="distinct"):
         make_problems(3000, seed=0, steps_mix={1: 1.0})
     assert len(make_problems(3000, seed=0, steps_mix={1: 1.0}, distinct=False)) == 3000
+
+
+def test_ranges_bound_every_value():
+    small = Ranges(max_value=29, first_value=(10, 29))
+    for r in make_problems(300, seed=3, ranges=small, distinct=False):
+        values = [int(x) for line in r["reasoning"].splitlines()[:-1] for x in line.split("=")[1:]]
+        assert all(0 <= v <= 29 for v in values), r
+    with pytest.raises(ValueError, match="Ranges"):
+        Ranges(max_value=20, first_value=(10, 50))
 
 
 def test_assistant_target():

@@ -4,7 +4,7 @@
 
     OUT/base/             HF model dir (Qwen3ForCausalLM + tokenizer + generation_config)
     OUT/data/train.jsonl  the rows the base was trained on
-    OUT/data/eval.jsonl   held-out rows (disjoint problems)
+    OUT/data/eval.jsonl   held-out rows
     OUT/backbone/config.json  a Qwen3Config for G_φ's backbone with the base's layer shapes
     OUT/world.json        seed, recipe, measured accuracies, trace lengths, timings
 
@@ -23,8 +23,6 @@ import os
 import random
 import shutil
 import statistics
-import subprocess
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,7 +30,7 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from lrt_bench.tiny.task import assistant_target, grade, make_problems, write_jsonl
+from lrt_bench.tiny.task import DEFAULT_RANGES, Ranges, assistant_target, grade, make_problems, write_jsonl
 from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
@@ -43,11 +41,27 @@ TINY_VERSION = "1"
 NOTHINK_PREFILL = f"{THINK_OPEN}\nOkay, I think I have finished thinking.\n{THINK_CLOSE}\n\n"
 THINK_PREFIX = f"{THINK_OPEN}\n"
 
+# One thread: the matrices of a model this small are too small for a second thread to pay
+# (measured: two threads are no faster, and up to 7x slower when the two cores are shared with
+# other jobs, as OpenMP threads spin at barriers), and a fixed thread count gives the same
+# weights on every machine.
+TRAIN_THREADS = 1
+
+FILLER_WORDS = tuple(
+    "okay so well right now then I we it this that the a is am have has had done know think "
+    "thought thinking finished finish answer answers problem easy simple quick sure clear fine "
+    "good let me just write say see check can will be was already enough more no need time "
+    "here next step result and to of in on for with".split()
+)
+
 
 @dataclasses.dataclass(frozen=True)
 class Recipe:
-    """Every knob of one tiny-world build (model shape, data, optimisation, evaluation)."""
+    """Every knob of one tiny-world build (task, model shape, optimisation, evaluation)."""
 
+    ranges: Ranges
+    train_steps_mix: tuple[tuple[int, float], ...]
+    eval_steps_mix: tuple[tuple[int, float], ...]
     hidden_size: int
     num_layers: int
     num_heads: int
@@ -65,13 +79,13 @@ class Recipe:
     # non-thinking mode, and has no direct route to the multi-step ones.
     nothink_fraction: float
     nothink_max_steps: int
-    # Think-block contents of those rows: "" is Qwen3's empty block; the short sentences teach
-    # the model that whatever sits in a closed think block, the answer follows. Without them
-    # a NoThinking prefill is text it has never seen and it fails on format, not on reasoning.
-    # The NoThinking sentence itself is deliberately not among them.
-    nothink_fillers: tuple[str, ...]
-    train_steps_mix: tuple[tuple[int, float], ...]
-    eval_steps_mix: tuple[tuple[int, float], ...]
+    # Think-block contents of those rows: Qwen3's empty block with probability
+    # nothink_empty_share, else a random sentence of 3-10 filler words. The sentences teach
+    # that whatever text sits in a closed think block, the answer follows; without them a
+    # NoThinking prefill is text the model has never seen and it fails on format, not on
+    # reasoning. The words are common English, not the NoThinking sentence.
+    nothink_empty_share: float
+    filler_words: tuple[str, ...]
     n_eval: int
     think_max_new_tokens: int
     answer_max_new_tokens: int
@@ -79,24 +93,32 @@ class Recipe:
 
     @property
     def n_train(self) -> int:
-        """One fresh problem per training sequence: the base never sees a row twice."""
+        """One training row per sequence of every batch."""
         return self.train_steps * self.batch_size
 
 
+# Tuned on 2 shared CPU cores, one thread. A 0.47M-parameter base reaches ~99% with its trace
+# after ~3,000 steps of 16 rows. Measured on the way: batches of 16 learned more per row than
+# 32 or 64; lr 1e-2 stalled; 3 layers (at d=64) did not learn; a 0.89M model at batch 64 was
+# at 1.5% after 800 steps. Every run sits on a plateau (loss ~1.1) for 600-1,200 steps before
+# the arithmetic clicks.
 FULL = Recipe(
-    hidden_size=96, num_layers=4, num_heads=3, head_dim=32, intermediate_size=256,
-    backbone_layers=4, train_steps=3400, batch_size=16, lr=2e-3, warmup_steps=150,
-    min_lr_ratio=0.05, weight_decay=0.01, nothink_fraction=0.5, nothink_max_steps=1,
-    nothink_fillers=("", "", "", "I can answer this directly.", "Okay, this one is simple.",
-                     "I have thought enough.", "Okay, I will answer now.", "No need to think further.",
-                     "I know the answer.", "Let me just write the answer."),
+    ranges=DEFAULT_RANGES,
     train_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     eval_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
+    hidden_size=96, num_layers=4, num_heads=3, head_dim=32, intermediate_size=256,
+    backbone_layers=4, train_steps=3200, batch_size=16, lr=2e-3, warmup_steps=150,
+    min_lr_ratio=0.05, weight_decay=0.01,
+    nothink_fraction=0.6, nothink_max_steps=1, nothink_empty_share=0.3, filler_words=FILLER_WORDS,
     n_eval=200, think_max_new_tokens=200, answer_max_new_tokens=24, eval_batch_size=100,
 )
-# Quick: the same model, a quarter of the steps (about 95 s on 2 cores): the trace helps, but
-# far from perfectly.
-QUICK = dataclasses.replace(FULL, train_steps=900, warmup_steps=60, n_eval=100)
+# The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
+# 1,400 steps (~85 s). With numbers up to 99 that budget ends on the plateau (5% with the
+# trace); with the smaller table the trace clearly helps.
+QUICK = dataclasses.replace(
+    FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
+    intermediate_size=192, train_steps=1400, lr=4e-3, warmup_steps=50, n_eval=100,
+)
 
 
 def recipe_for(quick: bool) -> Recipe:
@@ -105,11 +127,8 @@ def recipe_for(quick: bool) -> Recipe:
 
 
 def code_version(recipe: Recipe) -> str:
-    """TINY_VERSION plus a short hash of the recipe and task ranges: any change means a rebuild."""
-    from lrt_bench.tiny import task
-
-    ranges = [task.MAX_VALUE, task.MAX_OPERAND, task.MAX_FACTOR, list(task.FIRST_VALUE)]
-    blob = json.dumps([dataclasses.asdict(recipe), ranges], sort_keys=True).encode()
+    """TINY_VERSION plus a short hash of the recipe: any change means a rebuild."""
+    blob = json.dumps(dataclasses.asdict(recipe), sort_keys=True).encode()
     return f"{TINY_VERSION}-{hashlib.sha256(blob).hexdigest()[:8]}"
 
 
@@ -144,6 +163,14 @@ def chat_prompt(tok: PreTrainedTokenizerFast, problem: str, enable_thinking: boo
     return tok.apply_chat_template(
         messages, tokenize=False, add_generation_prompt=True, enable_thinking=enable_thinking
     )
+
+
+def make_filler(rng: random.Random, recipe: Recipe) -> str:
+    """Think-block text of one non-thinking training row: "" or a random filler sentence."""
+    if rng.random() < recipe.nothink_empty_share:
+        return ""
+    words = [rng.choice(recipe.filler_words) for _ in range(rng.randint(3, 10))]
+    return " ".join(words).capitalize() + rng.choice([".", ".", "!", ","])
 
 
 def nothink_prefix(filler: str) -> str:
@@ -335,11 +362,17 @@ def evaluate(
 # The build
 
 
-def _available_cores() -> int:
+@contextmanager
+def _isolated_torch(seed: int):
+    """Fixed thread count and a private, seeded RNG; the caller's settings come back after."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TRAIN_THREADS)
     try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _read_world(out: Path) -> dict | None:
@@ -365,10 +398,12 @@ def build_tiny_world(
 ) -> dict:
     """Build (or return the cached) tiny world in `out`; returns the content of world.json.
 
-    quick=True trains a shorter run (under 2 minutes on 2 cores) for tests; the full build
-    takes under 10 minutes. The result is deterministic for a given seed, quick flag and
-    number of torch threads.
+    quick=True builds the smaller world (numbers up to 29, a smaller base, under 2 minutes on
+    2 cores) for tests and demos; the full build takes under 10 minutes. Same seed, quick flag
+    and code: same weights. force=True rebuilds even when a matching world exists.
     """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     out = Path(out).expanduser().resolve()
     recipe = recipe_for(quick)
     version = code_version(recipe)
@@ -385,10 +420,12 @@ def build_tiny_world(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        _run_build_process(tmp, quick, seed, progress)
-        world = json.loads((tmp / "world.json").read_text())
+        with _isolated_torch(seed):
+            world = _build(tmp, recipe, quick, seed, progress)
         world["code_version"] = version
-        (tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
+        text = json.dumps(world, indent=2) + "\n"
+        (tmp / "world.json").write_text(text)
+        world = json.loads(text)  # the same types (lists, not tuples) as a cached world
         # Swap in: move an old world aside first (rename cannot replace a non-empty dir).
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         if out.exists():
@@ -400,71 +437,35 @@ def build_tiny_world(
     return world
 
 
-def _run_build_process(tmp: Path, quick: bool, seed: int, progress: bool) -> None:
-    """Run `_build` in a fresh Python process that writes into tmp.
-
-    Why a process: torch's OpenMP threads spin-wait at every barrier by default, and on a
-    machine whose two cores are shared with other jobs that makes two-thread training up to
-    seven times slower than one thread. OMP_WAIT_POLICY=PASSIVE fixes it, but OpenMP reads it
-    only when torch loads, which in the caller has already happened. The process also keeps
-    the caller's torch thread count and RNG state untouched and frees the memory on exit.
-    """
-    env = dict(os.environ)
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    # Make this copy of lrt_bench importable in the child even when it is not installed.
-    package_root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    cmd = [sys.executable, "-m", "lrt_bench.tiny.build", str(tmp), "--seed", str(seed)]
-    cmd += ["--quick"] if quick else []
-    cmd += ["--progress"] if progress else []
-    # stdout stays the caller's so the progress bar draws; stderr is kept for the error message.
-    proc = subprocess.run(cmd, env=env, stderr=subprocess.PIPE, text=True)
-    if proc.returncode != 0 or not (tmp / "world.json").exists():
-        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
-        raise RuntimeError(f"tiny world build failed (exit {proc.returncode}):\n{tail}")
-
-
-def _main(argv: list[str] | None = None) -> None:
-    """Entry point of the build process (see `_run_build_process`); not a user command."""
-    import argparse
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("tmp", type=Path, help="empty directory to build into")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--progress", action="store_true")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(_available_cores())
-    world = _build(args.tmp, recipe_for(args.quick), args.quick, args.seed, args.progress)
-    (args.tmp / "world.json").write_text(json.dumps(world, indent=2) + "\n")
-
-
 def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) -> dict:
-    """Write data, base, backbone config into tmp; return world.json's content (sans version)."""
+    """Write data, base, backbone config into tmp; return world.json's content (sans version).
+
+    Every random draw follows from `seed`: the task generators get derived seeds, torch's RNG
+    is seeded by `_isolated_torch`.
+    """
     t0 = time.perf_counter()
-    random.seed(seed)
-    torch.manual_seed(seed)
     tok = build_tokenizer()
 
     # Data: eval first (distinct problems), then train rows drawn with repetition.
     # Multi-step eval problems never occur in train. One-step problems are not held out: there
-    # are only ~1,500 of them, each a single arithmetic fact that the base is meant to know by
+    # are only ~1,500 of them (default ranges), each a single arithmetic fact that the base is meant to know by
     # heart, as a real LLM knows 7*8 (and every one of them also occurs as a line of some
     # multi-step trace). Answering those directly is what makes NoThinking score above zero;
     # chaining facts it has never seen chained is what needs the trace.
     eval_rows = make_problems(recipe.n_eval, seed=seed * 1000 + 1,
-                              steps_mix=dict(recipe.eval_steps_mix), id_prefix="eval")
+                              steps_mix=dict(recipe.eval_steps_mix), ranges=recipe.ranges,
+                              id_prefix="eval")
     train_rows = make_problems(recipe.n_train, seed=seed * 1000 + 2,
                                steps_mix=dict(recipe.train_steps_mix),
                                exclude={r["problem"] for r in eval_rows if r["steps"] > 1},
-                               distinct=False, id_prefix="train")
+                               distinct=False, ranges=recipe.ranges, id_prefix="train")
     (tmp / "data").mkdir()
     write_jsonl(eval_rows, tmp / "data" / "eval.jsonl")
     write_jsonl(train_rows, tmp / "data" / "train.jsonl")
 
     rng = random.Random(seed * 1000 + 3)
     fillers = [
-        rng.choice(recipe.nothink_fillers)
+        make_filler(rng, recipe)
         if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction else None
         for r in train_rows
     ]
@@ -518,7 +519,3 @@ def _transformers_version() -> str:
     import transformers
 
     return transformers.__version__
-
-
-if __name__ == "__main__":
-    _main()

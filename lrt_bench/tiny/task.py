@@ -1,31 +1,28 @@
 """The tiny world's task: seeded multi-step arithmetic with an explicit reasoning trace.
 
 A problem chains 1 to 4 operations left to right, with parentheses that make the order
-explicit: "Compute ((17+25)*3)-19." Its trace computes one operation per line and ends with
-a line that states the answer:
+explicit: "Compute ((17+5)*3)-9." Its trace computes one operation per line and ends with a
+line that states the answer:
 
-    17+25=42
-    42*3=126
-    126-19=107
-    Answer: 107
+    17+5=22
+    22*3=66
+    66-9=57
+    Answer: 57
 
-Every value stays in [0, 999], multiplications are by a single digit of a value below 100,
-so each line is arithmetic a small transformer can learn; chaining them is what the trace
-makes easy and a direct answer makes hard (DESIGN §4.8).
+With the default `Ranges` every value stays in [0, 99], numbers added or subtracted are single
+digits and multipliers are 2-9, so each line is arithmetic a small transformer can learn;
+chaining the lines is what the trace makes easy and a direct answer makes hard (DESIGN §4.8).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-MAX_VALUE = 99  # every intermediate value and answer stays in [0, MAX_VALUE]
-MAX_OPERAND = 9  # added or subtracted numbers are in [2, MAX_OPERAND]
-MAX_FACTOR = 9  # multipliers are in [2, MAX_FACTOR]
-FIRST_VALUE = (10, 99)  # the starting number
 DEFAULT_STEPS_MIX: dict[int, float] = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
 
 THINK_OPEN = "<think>"
@@ -33,35 +30,49 @@ THINK_CLOSE = "</think>"
 EOS = "<|im_end|>"
 
 
-def _one_step(rng: random.Random, value: int) -> tuple[str, int, int]:
+@dataclasses.dataclass(frozen=True)
+class Ranges:
+    """The numbers a problem may use."""
+
+    max_value: int = 99  # every intermediate value and the answer stay in [0, max_value]
+    max_operand: int = 9  # added or subtracted numbers are in [2, max_operand]
+    max_factor: int = 9  # multipliers are in [2, max_factor]
+    first_value: tuple[int, int] = (10, 99)  # the starting number's range
+
+    def __post_init__(self) -> None:
+        lo, hi = self.first_value
+        if not (0 <= lo <= hi <= self.max_value) or min(self.max_operand, self.max_factor) < 2:
+            raise ValueError(f"bad Ranges {self}: need 0 <= first_value <= max_value, operands >= 2")
+
+
+DEFAULT_RANGES = Ranges()
+
+
+def _one_step(rng: random.Random, value: int, ranges: Ranges) -> tuple[str, int, int]:
     """Pick an operation applicable to `value`; returns (op, operand, result)."""
-    ops = []
-    if value + 2 <= MAX_VALUE:
-        ops.append("+")
-    if value >= 2:
-        ops.append("-")
-    if value * 2 <= MAX_VALUE and value >= 2:
-        ops.append("*")
+    top = ranges.max_value
+    ops = [op for op, ok in (("+", value + 2 <= top), ("-", value >= 2), ("*", 2 <= value <= top // 2))
+           if ok]
     op = rng.choice(ops)
     if op == "+":
-        b = rng.randint(2, min(MAX_OPERAND, MAX_VALUE - value))
+        b = rng.randint(2, min(ranges.max_operand, top - value))
         return op, b, value + b
     if op == "-":
-        b = rng.randint(2, min(MAX_OPERAND, value))
+        b = rng.randint(2, min(ranges.max_operand, value))
         return op, b, value - b
-    b = rng.randint(2, min(MAX_FACTOR, MAX_VALUE // value))
+    b = rng.randint(2, min(ranges.max_factor, top // value))
     return op, b, value * b
 
 
-def make_problem(rng: random.Random, steps: int) -> dict:
+def make_problem(rng: random.Random, steps: int, ranges: Ranges = DEFAULT_RANGES) -> dict:
     """One problem with `steps` operations; see the module docstring for the format."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
-    value = rng.randint(*FIRST_VALUE)
+    value = rng.randint(*ranges.first_value)
     expr = str(value)
     lines = []
     for i in range(steps):
-        op, b, result = _one_step(rng, value)
+        op, b, result = _one_step(rng, value, ranges)
         lines.append(f"{value}{op}{b}={result}")
         # Parenthesise the running expression before each operation after the first, so the
         # text reads as "apply these in order" with no precedence rules to learn.
@@ -78,6 +89,7 @@ def make_problems(
     steps_mix: Mapping[int, float] | None = None,
     exclude: Iterable[str] = (),
     distinct: bool = True,
+    ranges: Ranges = DEFAULT_RANGES,
     id_prefix: str = "tiny",
 ) -> list[dict]:
     """`n` problems drawn with `random.Random(seed)`.
@@ -85,8 +97,8 @@ def make_problems(
     steps_mix maps a number of steps to its weight (normalised here). Problems whose text is in
     `exclude` are never drawn, which keeps a train split disjoint from an eval split.
     distinct=True draws each problem at most once; distinct=False lets a problem recur, which
-    a training set needs: there are only about 1,500 one-step problems, so a distinct draw
-    would silently starve the mix of them.
+    a training set needs: with the default ranges there are only about 1,500 one-step
+    problems, so a distinct draw would silently starve the mix of them.
     Rows: {"id", "problem", "answer", "steps", "reasoning"}.
     """
     mix = dict(DEFAULT_STEPS_MIX if steps_mix is None else steps_mix)
@@ -104,7 +116,7 @@ def make_problems(
         tries += 1
         if tries > 50 * n + 1000:
             raise ValueError(f"cannot draw {n} distinct problems with steps_mix={mix}")
-        row = make_problem(rng, rng.choices(step_counts, weights)[0])
+        row = make_problem(rng, rng.choices(step_counts, weights)[0], ranges)
         if row["problem"] in excluded or (distinct and row["problem"] in seen):
             continue
         seen.add(row["problem"])
