@@ -191,10 +191,15 @@ _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|[,;]\s+(?=[A-Za-z]{2})|\s+(?=(?:becau
 _LAST_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
 
 
-def _anchored_answer(text: str) -> str | None:
+def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
     last = None
-    for last in _ANSWER_ANCHOR.finditer(text):  # noqa: B007 - keep the last match
+    for last in pattern.finditer(text):  # noqa: B007 - keep the last match
         pass
+    return last
+
+
+def _anchored_answer(text: str) -> str | None:
+    last = _last_match(_ANSWER_ANCHOR, text)
     if last is None:
         return None
     rest = text[last.end() : last.end() + 400].lstrip(" \t*_")
@@ -211,9 +216,7 @@ def _anchored_answer(text: str) -> str | None:
 
 
 def _last_number(text: str) -> str | None:
-    last = None
-    for last in _LAST_NUMBER.finditer(text):  # noqa: B007 - keep the last match
-        pass
+    last = _last_match(_LAST_NUMBER, text)
     if last is None:
         return None
     before = text[last.start() - 1] if last.start() > 0 else " "

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
+from lrt_bench import layout
 from lrt_bench.tiny.task import DEFAULT_RANGES, Ranges, assistant_target, grade, make_problems, write_jsonl
 from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
 
@@ -38,8 +39,9 @@ from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
 TINY_VERSION = "1"
 
 # DESIGN §4.1: the NoThinking prefill.
-NOTHINK_PREFILL = f"{THINK_OPEN}\nOkay, I think I have finished thinking.\n{THINK_CLOSE}\n\n"
-THINK_PREFIX = f"{THINK_OPEN}\n"
+# The prompt layout is owned by lrt_bench.layout: the tiny world trains and measures on the same text.
+NOTHINK_PREFILL = layout.NOTHINK_PREFILL
+THINK_PREFIX = layout.OPEN
 
 # One thread: the matrices of a model this small are too small for a second thread to pay
 # (measured: two threads are no faster, and up to 7x slower when the two cores are shared with
