@@ -28,12 +28,14 @@ from tqdm import tqdm
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.generation import DecodeConfig, Generation, LatentLM
+from lrt_bench.io import METHOD_FILE
 from lrt_bench.reasoner import load_reasoner, read_reasoner_meta
 from lrt_bench.response import Response
 
 log = logging.getLogger(__name__)
 
-LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget")
+LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget", "method")
+
 _HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs"))
 
 
@@ -57,6 +59,7 @@ class LRTLM(HFLM):
         nothink_style: str = "prefill",
         answer_allowance: int = 64,
         allowance_in_budget: bool = False,
+        method: str | None = None,
         **kwargs: Any,
     ) -> None:
         unknown = sorted(set(kwargs) - set(_HFLM_ARGS))
@@ -80,6 +83,7 @@ class LRTLM(HFLM):
         self.allowance_in_budget = _as_bool("allowance_in_budget", allowance_in_budget)
         self.reasoner_path = reasoner
         self.reasoner_meta = meta
+        self.method = method or self._recorded_method(pretrained, meta)
         net = None
         if reasoner:
             net, _ = load_reasoner(reasoner, self.model, device=self.device)
@@ -125,9 +129,25 @@ class LRTLM(HFLM):
         self._templated = True  # lm-eval renders the chat itself: do not render it again
         return super().apply_chat_template(chat_history, add_generation_prompt)
 
+    def _recorded_method(self, pretrained: Any, meta) -> str | None:
+        """The leaderboard's method label: a trained baseline's own record, or the reasoner's stage."""
+        import json
+        from pathlib import Path
+
+        if isinstance(pretrained, str) and (Path(pretrained) / METHOD_FILE).is_file():
+            try:
+                return str(json.loads((Path(pretrained) / METHOD_FILE).read_text())["method"])
+            except (ValueError, KeyError, OSError):
+                log.warning("ignoring unreadable %s in %s", METHOD_FILE, pretrained)
+        if self.mode == "latent" and meta is not None:
+            trainer = (meta.recipe or {}).get("trainer")
+            return {"sft": "LRT (SFT)", "grpo": "LRT", "untrained": "LRT (untrained)"}.get(trainer)
+        return None
+
     def get_model_info(self) -> dict:
         info = super().get_model_info()
         info["lrt"] = {
+            "method": self.method,
             "mode": self.mode,
             "nothink_style": self.nothink_style if self.mode == "nothink" else None,
             "answer_allowance": self.answer_allowance,

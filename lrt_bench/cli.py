@@ -1,7 +1,10 @@
 """`lrt-bench`: the command line.
 
+    lrt-bench demo [--quick] [--out DIR]          the whole study on the tiny world, offline
     lrt-bench tiny build [--out DIR] [--quick] [--seed N] [--force]
     lrt-bench compare [--world DIR] [--reasoner DIR] [--budget N] [--limit N] [--modes think,nothink,latent]
+    lrt-bench leaderboard [PATH ...] [--paper] [--markdown FILE] [--csv FILE] [--plot FILE.png]
+    lrt-bench redundancy --model DIR|ID --task TASK [--p 0,0.1,...] [--granularity token,step]
 
 Errors in the user's input print one line (`lrt-bench: error: ...`) and exit with status 2.
 """
@@ -151,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--json", help="also write the results to this JSON file")
     c.set_defaults(func=cmd_compare)
+
+    # Subcommands that own a module each; importing them loads no torch / lm_eval.
+    from lrt_bench import demo, leaderboard, redundancy
+
+    demo.add_parser(sub)
+    leaderboard.add_parser(sub)
+    redundancy.add_parser(sub)
     return p
 
 

@@ -111,6 +111,7 @@ class Generation:
     text: str  # the continuation after the prefix (think: reasoning + </think> + answer)
     token_ids: list[int]  # generated (and forced) ids, EOS excluded
     account: Account
+    eos_id: int | None = None  # the EOS id that ended the row (finish_reason "eos"), for training
 
 
 @dataclass
@@ -161,6 +162,19 @@ def sample_next(
         logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
     probs = logits.softmax(-1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[ids]: logits [B, T, V], ids [B, T] -> [B, T], in fp32.
+
+    Row by row, so the fp32 copy of the logits is one row's [T, V] at a time, not the batch's
+    (with a 151k vocabulary, K = 8 and 1,024 tokens the batch's would be 5 GB).
+    """
+    rows = []
+    for b in range(logits.shape[0]):
+        lg = logits[b].float()  # [T, V]
+        rows.append(lg.gather(-1, ids[b].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(lg, -1))  # [T]
+    return torch.stack(rows)
 
 
 class LatentLM:
@@ -315,11 +329,13 @@ class LatentLM:
         *,
         repeats: int = 1,
         z: torch.Tensor | None = None,
+        reasoner: nn.Module | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced log P_θ(Y | [X, z]) per answer token, with gradients into φ (through z).
 
         prompts: P prompts; answers: P*repeats token-id lists (rows of a prompt's group are adjacent).
-        Pass `z` [P, N, d] to reuse latents (e.g. the old policy's); otherwise z = G_φ(H_X) here.
+        Pass `z` [P, N, d] to reuse latents (e.g. the old policy's); otherwise z = G_φ(H_X) here, with
+        `reasoner` if given (a DDP-wrapped or reference copy of G_φ) else `self.reasoner`.
         Returns (logprobs [P*repeats, T], answer mask [P*repeats, T], z [P, N, d]).
         """
         batch = prompts if isinstance(prompts, PromptBatch) else self.encode_prompts(prompts, "latent")
@@ -330,7 +346,10 @@ class LatentLM:
             raise LRTError("an answer has no tokens: drop empty answers before computing log-probs")
         cache = self._new_cache()
         if z is None:
-            z = self.latents(batch, cache)  # [P, N, d]
+            net = reasoner if reasoner is not None else self.reasoner
+            if net is None:
+                raise LRTError("no reasoning network: pass reasoner=<checkpoint dir> for latent mode")
+            z = net(self.hidden_states(batch, cache), batch.attention_mask)  # [P, N, d]
         else:
             self.hidden_states(batch, cache)
         T = max(len(a) for a in answers)
@@ -347,8 +366,7 @@ class LatentLM:
         embeds, mask, pos = self.assemble(rep, zr, ans, amask)
         out = self._run(self.base, cache, inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
         first = embeds.shape[1] - T - 1  # the last suffix position predicts Y_0
-        logits = out.logits[:, first : first + T].float()  # [P*k, T, V]
-        logp = torch.log_softmax(logits, -1).gather(-1, ans.unsqueeze(-1)).squeeze(-1)  # [P*k, T]
+        logp = token_logprobs(out.logits[:, first : first + T], ans)  # [P*k, T]
         return logp * amask, amask, z
 
     # ------------------------------------------------------------------------------------- generate
@@ -418,6 +436,59 @@ class LatentLM:
         self.last_timings = tm
         return gens
 
+    @torch.no_grad()
+    def generate_from_text(
+        self, prefixes: Sequence[str | Sequence[int]], config: DecodeConfig | None = None
+    ) -> list[Generation]:
+        """Answer-only decoding that continues full prefixes, with no layout or chat template added.
+
+        Each prefix is a complete string (tokenised as is, no special tokens added) or a list of token
+        ids (used as they are), e.g. `<chat prompt><think>\\n{edited reasoning}\\n</think>\\n\\n` in the
+        redundancy analysis. Decoding runs the shared loop in the answer phase, as nothink mode does:
+        the answer gets at most `config.max_gen_toks` tokens; `config.mode` is not used. So
+        `generate_from_text(lm.prefix_texts(p, "nothink"), cfg)` equals `generate(p, cfg)` in nothink mode.
+        """
+        cfg = config or DecodeConfig()
+        if cfg.mode != "nothink":
+            cfg = DecodeConfig(**{**cfg.__dict__, "mode": "nothink"})
+        if not prefixes:
+            return []
+        t0 = time.perf_counter()
+        ids = [self._encode(p) if isinstance(p, str) else [int(t) for t in p] for p in prefixes]
+        for i, row in enumerate(ids):
+            if not row:
+                raise LRTError(f"prefix {i} is empty: give at least one token to continue from")
+            if self.max_context is not None and len(row) >= self.max_context:
+                raise LRTError(
+                    f"prefix {i} is {len(row)} tokens, longer than the base's context of {self.max_context}: "
+                    "shorten it"
+                )
+        L = max(len(r) for r in ids)
+        input_ids = torch.full((len(ids), L), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(ids), L), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, L - len(row) :] = torch.tensor(row)
+            mask[i, L - len(row) :] = 1
+        batch = PromptBatch(input_ids.to(self.device), mask.to(self.device), mask.sum(-1).to(self.device))
+        tm = Timings()
+        cache = self._new_cache()
+        out = self._run(
+            self.base, cache, logits_last=True, input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask, position_ids=_positions(batch.attention_mask),
+        )
+        self._sync()
+        t1 = time.perf_counter()
+        tm.prefill = t1 - t0
+        gens = self._decode(out.logits[:, -1], cache, batch.attention_mask.long(), batch.lengths.clone(), cfg,
+                            batch, 0, tm)
+        self._sync()
+        tm.decode = time.perf_counter() - t1
+        total = time.perf_counter() - t0
+        for g in gens:
+            g.account.seconds = total / len(gens)
+        self.last_timings = tm
+        return gens
+
     def _decode(
         self, logits: torch.Tensor, cache, mask: torch.Tensor, lengths: torch.Tensor, cfg: DecodeConfig,
         batch: PromptBatch, n_latents: int, tm: Timings,
@@ -447,9 +518,13 @@ class LatentLM:
         forced_pos = torch.zeros(B, dtype=torch.long, device=dev)
         answer_start = torch.zeros(B, dtype=torch.long, device=dev)  # index in `tokens` of answer token 0
         finish = [""] * B
+        eos_hit = [None] * B
         tokens = torch.full((B, max_steps), self.pad_id, dtype=torch.long, device=dev)  # generated ids
         keep = torch.zeros((B, max_steps), dtype=torch.bool, device=dev)  # which ids are output
         ctx_limit = self.max_context
+        # The attention mask of every step is a prefix of one preallocated mask (no torch.cat per step).
+        L0 = mask.shape[1]
+        mask = torch.cat([mask, mask.new_ones(B, max_steps)], dim=1)  # [B, L0 + max_steps]
 
         step = 0
         for step in range(max_steps):
@@ -467,47 +542,49 @@ class LatentLM:
             n_reason += reason.long()
             n_forced += forcing.long()
             n_answer += answer.long()
-            new_phase = phase.clone()
+            # State updates use torch.where, never `x[bool_mask] = v`: on CUDA that is a nonzero() and a
+            # host sync each. The loop syncs once per step (did a row end?), twice when one did.
             # eos ends the row in any phase
-            new_phase[is_eos] = DONE
+            new_phase = torch.where(is_eos, DONE, phase)
             # reasoning: a natural </think> opens the answer; hitting the cap starts forcing
             closed = reason & (tok == close_id)
-            new_phase[closed] = ANSWER
-            answer_start[closed] = step + 1
+            new_phase = torch.where(closed, ANSWER, new_phase)
+            answer_start = torch.where(closed, step + 1, answer_start)
             capped = reason & ~closed & (n_reason >= cfg.reasoning_cap)
-            new_phase[capped] = FORCE
-            forced_pos[capped] = 0
+            new_phase = torch.where(capped, FORCE, new_phase)
             # forcing: after the last forced token the answer starts
-            forced_pos += forcing.long()
+            forced_pos = torch.where(capped, 0, forced_pos) + forcing.long()
             forced_done = forcing & (forced_pos >= F)
-            new_phase[forced_done] = ANSWER
-            answer_start[forced_done] = step + 1
+            new_phase = torch.where(forced_done, ANSWER, new_phase)
+            answer_start = torch.where(forced_done, step + 1, answer_start)
             # answer: the allowance / budget caps it
-            new_phase[answer & (n_answer >= cfg.answer_cap)] = DONE
+            new_phase = torch.where(answer & (n_answer >= cfg.answer_cap), DONE, new_phase)
             lengths = lengths + 1
             if ctx_limit is not None:
-                new_phase[(lengths >= ctx_limit) & (new_phase != DONE)] = DONE
+                new_phase = torch.where(lengths >= ctx_limit, DONE, new_phase)
             # record why rows finished this step (host sync only when something finished)
             ended = (new_phase == DONE) & (phase != DONE)
             if cfg.stop:
                 ended = ended | self._check_stops(tokens, answer_start, step, new_phase, cfg.stop, finish)
-                new_phase[ended] = DONE
-            if bool(ended.any()):
+                new_phase = torch.where(ended, DONE, new_phase)
+            any_ended = bool(ended.any())
+            if any_ended:
                 for b in ended.nonzero().flatten().tolist():
                     if finish[b]:
                         continue
                     if bool(is_eos[b]):
                         finish[b] = "eos"
+                        eos_hit[b] = int(tok[b])
                     elif ctx_limit is not None and int(lengths[b]) >= ctx_limit:
                         finish[b] = "context"
                     else:
                         finish[b] = "length"
             phase = new_phase
-            if bool((phase == DONE).all()):
+            if any_ended and bool((phase == DONE).all()):  # rows only become DONE on a step where one ends
                 break
-            mask = torch.cat([mask, mask.new_ones(B, 1)], dim=1)
             out = self._run(
-                self.base, cache, input_ids=tok[:, None], attention_mask=mask, position_ids=(lengths - 1)[:, None]
+                self.base, cache, input_ids=tok[:, None], attention_mask=mask[:, : L0 + step + 1],
+                position_ids=(lengths - 1)[:, None],
             )
             logits = out.logits[:, -1]
         tm.steps = step + 1
@@ -538,6 +615,7 @@ class LatentLM:
                         finish_reason=finish[b],
                         allowance_in_budget=cfg.allowance_in_budget,
                     ),
+                    eos_id=eos_hit[b],
                 )
             )
         return gens

@@ -11,6 +11,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+# A trained baseline's model dir carries this file ({"method": "ShorterBetter", "recipe": {...}}), written
+# by `trainers.grpo` (policy: explicit) and read by the `lrt` backend to label its results.
+METHOD_FILE = "lrt_method.json"
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write `text` to `path` through a temp file in the same directory and an atomic rename."""
@@ -22,10 +26,17 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:

@@ -1,0 +1,192 @@
+"""`lrt-bench demo`: the whole study on the tiny world, offline, in one command.
+
+    lrt-bench demo [--quick] [--out DIR] [--world DIR]
+
+1. builds the tiny world (cached: a finished world is reused);
+2. trains the LRT reasoner with the tiny SFT and GRPO recipes, and the ShorterBetter and LC-R1
+   baselines with their tiny recipes (trainers/recipes/tiny/*.yaml);
+3. evaluates think, nothink, LRT (untrained, after SFT, after GRPO) and the baselines through the
+   `lrt` lm-eval backend on `lrt_tiny` at two budgets (the task's 512 tokens and a small one that cuts
+   the tiny base's ~25-token traces);
+4. runs the redundancy analysis on the base;
+5. writes every lm-eval result, training log and plot under --out;
+6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png).
+
+--quick uses the quick world and fewer steps and problems: a smoke run of every path, whose numbers
+are not the study's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lrt_bench.errors import LRTError
+
+SMALL_BUDGET = 16  # tokens: below the tiny base's median trace (~25), so think mode is cut
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each stage a demo runs (the full plan uses the recipes' own step counts)."""
+
+    quick: bool
+    sft_steps: int | None
+    grpo_steps: int | None
+    baseline_steps: int | None
+    eval_limit: int | None
+    redundancy_limit: int
+    budgets: tuple[int, ...] = (512, SMALL_BUDGET)
+
+
+FULL = Plan(quick=False, sft_steps=None, grpo_steps=None, baseline_steps=None, eval_limit=None, redundancy_limit=100)
+QUICK = Plan(quick=True, sft_steps=150, grpo_steps=8, baseline_steps=4, eval_limit=24, redundancy_limit=16)
+
+
+def recipes_dir() -> Path:
+    import trainers
+
+    return Path(trainers.__file__).resolve().parent / "recipes" / "tiny"
+
+
+def _world_dir(args: argparse.Namespace) -> Path:
+    from lrt_bench.data import tiny_dir
+
+    if args.world:
+        return Path(args.world).expanduser()
+    base = tiny_dir()
+    return base.with_name(base.name + "-quick") if args.quick else base
+
+
+def _train(kind: str, recipe: str, overrides: dict[str, Any], console) -> Path:
+    """Run one trainer in-process from its tiny recipe (overrides as on the command line)."""
+    from trainers.config import GRPOConfig, SFTConfig
+
+    console.rule(f"[bold]train: {recipe}")
+    if kind == "sft":
+        from trainers import sft
+
+        cfg = SFTConfig.load(recipes_dir() / recipe, overrides)
+        sft.main(cfg)
+    else:
+        from trainers import grpo
+
+        cfg = GRPOConfig.load(recipes_dir() / recipe, overrides)
+        grpo.main(cfg)
+    return Path(cfg.output_dir)
+
+
+def _untrained_reasoner(world: Path, out: Path) -> Path:
+    """The SFT recipe's G_φ before any step (initialised from the base), saved so lm-eval can load it."""
+    import torch
+
+    from lrt_bench.reasoner import save_reasoner
+    from trainers.common import build_reasoner, load_base
+    from trainers.config import SFTConfig
+
+    cfg = SFTConfig.load(recipes_dir() / "sft.yaml", {"output_dir": str(out)})
+    torch.manual_seed(cfg.seed)
+    base, _ = load_base(cfg, torch.device("cpu"))
+    net = build_reasoner(cfg, base)
+    return save_reasoner(net.eval(), out / "reasoner", base_id=str(world / "base"),
+                         recipe={"trainer": "untrained", **cfg.to_dict()}, step=0)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from lrt_bench import leaderboard
+    from lrt_bench.evaluate import run_lm_eval
+    from lrt_bench.io import atomic_write_json, atomic_write_text
+    from lrt_bench.redundancy import run_redundancy
+    from lrt_bench.tiny.build import build_tiny_world
+
+    console = Console()
+    plan = QUICK if args.quick else FULL
+    out = Path(args.out).expanduser()
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise LRTError(f"{out} is not empty: pass --overwrite to replace its demo results, or another --out")
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    # 1. the world (cached), and every tiny: path pointing at it
+    world = _world_dir(args)
+    console.rule("[bold]tiny world")
+    build_tiny_world(world, quick=plan.quick, progress=True)
+    os.environ["LRT_TINY_DIR"] = str(world)
+    timings["world"] = time.perf_counter() - t0
+    if out.exists() and args.overwrite:
+        shutil.rmtree(out)
+    train = out / "train"
+
+    # 2. training: LRT (SFT then GRPO from the SFT reasoner), then the two explicit baselines
+    def steps(n: int | None) -> dict[str, Any]:
+        return {} if n is None else {"max_steps": n, "warmup_steps": 0, "save_steps": 0,
+                                     "eval_steps": 0, "logging_steps": max(1, n // 10)}
+
+    t = time.perf_counter()
+    untrained = _untrained_reasoner(world, train / "untrained")
+    sft_dir = _train("sft", "sft.yaml", {"output_dir": str(train / "sft"), **steps(plan.sft_steps)}, console)
+    grpo_dir = _train("grpo", "grpo.yaml", {"output_dir": str(train / "grpo"), "reasoner": str(sft_dir / "reasoner"),
+                                            **steps(plan.grpo_steps)}, console)
+    baselines = {}
+    for name in ("shorterbetter", "lcr1"):
+        if (recipes_dir() / f"{name}.yaml").is_file():
+            d = _train("grpo", f"{name}.yaml", {"output_dir": str(train / name), **steps(plan.baseline_steps)}, console)
+            baselines[name] = d / "model"
+    timings["train"] = time.perf_counter() - t
+
+    # 3. evaluation through the lrt backend, every method at every budget
+    t = time.perf_counter()
+    base = str(world / "base")
+    methods: dict[str, dict[str, Any]] = {
+        "think": {"pretrained": base, "mode": "think", "answer_allowance": 16},
+        "nothink": {"pretrained": base, "mode": "nothink"},
+        "lrt-untrained": {"pretrained": base, "mode": "latent", "reasoner": untrained},
+        "lrt-sft": {"pretrained": base, "mode": "latent", "reasoner": sft_dir / "reasoner"},
+        "lrt": {"pretrained": base, "mode": "latent", "reasoner": grpo_dir / "reasoner"},
+        **{name: {"pretrained": d, "mode": "think", "answer_allowance": 16} for name, d in baselines.items()},
+    }
+    results_dir = out / "results"
+    for budget in plan.budgets:
+        for name, margs in methods.items():
+            console.rule(f"[bold]evaluate: {name}, budget {budget}")
+            run_lm_eval(margs, ["lrt_tiny"], results_dir / f"b{budget}" / name, limit=plan.eval_limit,
+                        gen_kwargs={"max_gen_toks": budget}, batch_size=64)
+    timings["evaluate"] = time.perf_counter() - t
+
+    # 4. redundancy of the base's own traces
+    t = time.perf_counter()
+    console.rule("[bold]redundancy analysis")
+    run_redundancy(model=str(world), task="lrt_tiny", limit=plan.redundancy_limit, out=out / "redundancy",
+                   console=console)
+    timings["redundancy"] = time.perf_counter() - t
+
+    # 5-6. leaderboard
+    notes: list[str] = []
+    rows = leaderboard.load_results([results_dir], notes=notes)
+    atomic_write_text(out / "LEADERBOARD.md", leaderboard.render(rows, "markdown", notes=notes,
+                                                                 title="Leaderboard: the tiny world (lrt-bench demo)"))
+    atomic_write_text(out / "leaderboard.csv", leaderboard.render(rows, "csv"))
+    leaderboard._atomic_write_bytes(out / "leaderboard.png", leaderboard.plot_png(rows))
+    console.print(leaderboard.render_rich(rows, notes=notes))
+    timings["total"] = time.perf_counter() - t0
+    atomic_write_json(out / "demo.json", {"quick": plan.quick, "world": str(world), "plan": plan.__dict__,
+                                          "seconds": {k: round(v, 1) for k, v in timings.items()}})
+    console.print(f"demo done in {timings['total'] / 60:.1f} min: results, logs and plots under {out}")
+    return 0
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("demo", help="the whole study on the tiny world, offline: train, evaluate, analyse")
+    p.add_argument("--quick", action="store_true", help="quick world, fewer steps and problems (a smoke run)")
+    p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    p.add_argument("--world", help="tiny world directory (default: $LRT_TINY_DIR, or its -quick sibling with --quick)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.set_defaults(func=run_demo)
+    return p

@@ -1,0 +1,63 @@
+"""Run lm-eval in-process, exactly as `lm_eval --model lrt ... --output_path OUT --log_samples` would.
+
+The demo and the tiny-world proof call this instead of spawning the CLI (no second interpreter start,
+one torch import). Results land in lm-eval's own layout (OUT/<model>/results_<time>.json plus sample
+logs), so `lrt-bench leaderboard` and any lm-eval tooling read them like CLI output.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def model_args_string(args: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in args.items() if v is not None)
+
+
+def run_lm_eval(
+    model_args: dict[str, Any],
+    tasks: list[str],
+    output_path: str | Path,
+    *,
+    model: str = "lrt",
+    gen_kwargs: dict[str, Any] | None = None,
+    limit: int | float | None = None,
+    batch_size: int = 32,
+    log_samples: bool = True,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Evaluate and save; returns lm-eval's results dict (without the samples)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    tracker = EvaluationTracker(output_path=str(output_path))
+    results = simple_evaluate(
+        model=model,
+        model_args=model_args_string(model_args),
+        tasks=tasks,
+        batch_size=batch_size,
+        limit=limit,
+        log_samples=log_samples,
+        evaluation_tracker=tracker,
+        gen_kwargs=",".join(f"{k}={v}" for k, v in (gen_kwargs or {}).items()) or None,
+        task_manager=TaskManager(),
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
+    )
+    samples = results.pop("samples", None) if log_samples else None
+    tracker.save_results_aggregated(results=results, samples=samples)
+    if log_samples and samples:
+        for task_name in results["configs"]:
+            tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    return json.loads(json.dumps(results, default=str))
+
+
+def metric(results: dict[str, Any], task: str, name: str) -> float | None:
+    """results["results"][task]["<name>,none"], or None."""
+    v = results.get("results", {}).get(task, {}).get(f"{name},none")
+    return float(v) if isinstance(v, (int, float)) else None

@@ -1,0 +1,323 @@
+"""What SFT and GRPO share: command line, output dir, models, G_φ, optimiser, data order, logging.
+
+Both trainers read top to bottom and call these helpers; nothing here knows which loss is trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from lrt_bench.errors import LRTError
+from lrt_bench.io import atomic_write_json
+from trainers.config import TrainConfig, parse_overrides, resolve_path
+
+# ----------------------------------------------------------------------------------- command line
+
+
+def parse_cli(cls: type[TrainConfig], argv: list[str] | None, prog: str) -> TrainConfig:
+    """`--config RECIPE.yaml` plus `--key value` overrides of any recipe key."""
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=f"{cls.__doc__.splitlines()[0]} Any recipe key can be overridden with --key value.",
+        epilog="Common overrides: --base, --reasoner, --dataset, --max_steps, --output_dir, --resume, --overwrite",
+    )
+    p.add_argument("--config", help="recipe YAML (trainers/recipes/...)")
+    args, rest = p.parse_known_args(argv)
+    return cls.load(args.config, parse_overrides(rest))
+
+
+def run_main(main, cls: type[TrainConfig], prog: str, argv: list[str] | None = None) -> int:
+    """Run a trainer; an LRTError prints one line and exits 2 (no traceback for bad input)."""
+    try:
+        cfg = parse_cli(cls, argv, prog)
+        main(cfg)
+    except LRTError as e:
+        print(f"{prog}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# ------------------------------------------------------------------------------------- output dir
+
+
+def prepare_output_dir(cfg: TrainConfig, is_main: bool) -> Path:
+    """Refuse to clobber a run unless --overwrite; with --resume the dir must already exist."""
+    out = Path(cfg.output_dir).expanduser()
+    exists = out.exists() and any(out.iterdir())
+    if cfg.resume:
+        if not exists:
+            raise LRTError(f"--resume: {out} does not exist or is empty; drop --resume to start a new run")
+    elif exists:
+        if not cfg.overwrite:
+            raise LRTError(
+                f"output_dir {out} already exists: pass --resume to continue that run, --overwrite to "
+                "replace it, or another --output_dir"
+            )
+        if is_main:
+            shutil.rmtree(out)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", cfg.to_dict())
+    return out
+
+
+# ----------------------------------------------------------------------------------------- device
+
+
+def make_accelerator(cfg: TrainConfig):
+    """One Accelerator for single-GPU, DDP and DeepSpeed ZeRO-2 (chosen by `accelerate launch`)."""
+    from accelerate import Accelerator
+
+    if cfg.torch_threads and not torch.cuda.is_available():
+        torch.set_num_threads(cfg.torch_threads)
+    use_bf16 = cfg.bf16 if cfg.bf16 is not None else torch.cuda.is_available()
+    if use_bf16 and not torch.cuda.is_available() and cfg.bf16:
+        raise LRTError("bf16: true needs a GPU here; drop it on CPU (autocast is on by default on GPU)")
+    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+    if acc.distributed_type.name == "DEEPSPEED" and (cfg.save_steps or cfg.resume):
+        # ZeRO shards the optimizer state; our checkpoints hold it whole, in safetensors (no pickle).
+        raise LRTError(
+            "resumable checkpoints are not supported under DeepSpeed ZeRO (sharded optimizer state): set "
+            "--save_steps 0 and drop --resume, or use trainers/accelerate/multi_gpu.yaml (DDP)"
+        )
+    return acc
+
+
+def base_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
+    if cfg.dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, cfg.dtype)
+
+
+def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False):
+    """The base and its tokenizer. Frozen and in eval mode unless `trainable` (policy: explicit)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = resolve_path(cfg.base)
+    dtype = base_dtype(cfg, device)
+    if trainable and dtype != torch.float32 and device.type == "cpu":
+        dtype = torch.float32
+    try:
+        tok = AutoTokenizer.from_pretrained(name, revision=cfg.base_revision, trust_remote_code=cfg.trust_remote_code)
+        base = AutoModelForCausalLM.from_pretrained(
+            name, revision=cfg.base_revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
+            use_safetensors=True,
+        )
+    except OSError as e:
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise LRTError(f"cannot load the base {name!r}: {first}. Pass a hub id or a model directory") from None
+    base.to(device)
+    base.eval()
+    base.requires_grad_(trainable)
+    return base, tok
+
+
+def build_reasoner(cfg: TrainConfig, base: nn.Module):
+    """G_φ: from `reasoner` (a checkpoint for this base) or new from the recipe's shape."""
+    import json
+
+    from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
+
+    if cfg.reasoner:
+        net, meta = load_reasoner(resolve_path(cfg.reasoner), base)
+        return net
+    kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "backbone": cfg.backbone}
+    if cfg.backbone_config:
+        path = Path(resolve_path(cfg.backbone_config))
+        if not path.is_file():
+            raise LRTError(f"backbone_config {str(path)!r} not found: pass a config.json (or tiny:backbone/config.json)")
+        kwargs["backbone_config"] = json.loads(path.read_text())
+        kwargs["backbone"] = str(path)
+    else:
+        kwargs["load_backbone_weights"] = cfg.load_backbone_weights
+    net = ReasoningNetwork.for_base(base, **kwargs)
+    if cfg.init_backbone_from_base:
+        init_backbone_from_base(net, base)
+    return net
+
+
+def init_backbone_from_base(net: nn.Module, base: nn.Module) -> None:
+    """Copy the base's first decoder layers (and final norm) into G_φ's backbone; f_in/f_out = I.
+
+    DESIGN §4.8: the analog of the paper's Qwen3-Embedding backbone (a pretrained model of the base's
+    family). G_φ then starts as "run the base further over [X, r_1..r_N]", instead of from noise.
+    """
+    body = getattr(base, base.base_model_prefix)
+    bb = net.backbone
+    if not hasattr(bb, "layers") or not hasattr(body, "layers"):
+        raise LRTError("init_backbone_from_base needs decoder-layer stacks (`.layers`) in both models")
+    if len(bb.layers) > len(body.layers):
+        raise LRTError(f"the backbone has {len(bb.layers)} layers but the base only {len(body.layers)}")
+    with torch.no_grad():
+        for dst, src in zip(bb.layers, body.layers):
+            try:
+                dst.load_state_dict(src.state_dict())
+            except RuntimeError as e:
+                raise LRTError(
+                    f"init_backbone_from_base: backbone layer shapes differ from the base's ({str(e).splitlines()[0]}); "
+                    "use a backbone config with the base's layer shapes (tiny:backbone/config.json)"
+                ) from None
+        if hasattr(bb, "norm") and hasattr(body, "norm"):
+            bb.norm.load_state_dict(body.norm.state_dict())
+        for lin in (net.f_in, net.f_out):
+            if lin.weight.shape[0] == lin.weight.shape[1]:
+                lin.weight.copy_(torch.eye(lin.weight.shape[0]))
+                lin.bias.zero_()
+
+
+# -------------------------------------------------------------------------------------- optimiser
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(
+        params, lr=cfg.learning_rate, betas=(cfg.adam_beta1, cfg.adam_beta2), weight_decay=cfg.weight_decay
+    )
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
+    """Linear warm-up, then cosine / linear decay to min_lr_ratio, or constant."""
+    warm, floor = cfg.warmup_steps, cfg.min_lr_ratio
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.lr_scheduler_type == "constant":
+            return 1.0
+        t = (step - warm) / max(1, total_steps - warm)
+        decay = 0.5 * (1 + math.cos(math.pi * min(t, 1.0))) if cfg.lr_scheduler_type == "cosine" else 1 - min(t, 1.0)
+        return floor + (1 - floor) * decay
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+# ------------------------------------------------------------------------------------- data order
+
+
+class EpochOrder:
+    """Which rows each step trains on.
+
+    Rows are walked in a fresh seeded permutation per epoch; the order depends only on (seed, step),
+    so a resumed run sees exactly the batches an uninterrupted one would. Each rank takes every
+    world-th row of the global batch.
+    """
+
+    def __init__(self, n_rows: int, seed: int):
+        self.n, self.seed, self._perms = n_rows, seed, {}
+
+    def _perm(self, epoch: int) -> list[int]:
+        if epoch not in self._perms:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._perms = {epoch: torch.randperm(self.n, generator=g).tolist()}
+        return self._perms[epoch]
+
+    def indices(self, step: int, global_batch: int, rank: int = 0, world: int = 1) -> list[int]:
+        out = []
+        for pos in range(step * global_batch, (step + 1) * global_batch):
+            epoch, i = divmod(pos, self.n)
+            out.append(self._perm(epoch)[i])
+        return out[rank::world]
+
+
+def step_seed(seed: int, step: int, rank: int) -> int:
+    """Sampling seed of one rollout batch: a function of (seed, step, rank), so resume is exact."""
+    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**62)
+
+
+# ---------------------------------------------------------------------------------------- logging
+
+
+class RunLog:
+    """One JSONL line per logged step (main process only) and a rich progress bar."""
+
+    def __init__(self, out: Path, total: int, start: int, title: str, enabled: bool, progress: bool):
+        self.path = out / "log.jsonl"
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self._bar = None
+        if not enabled:
+            return
+        if start > 0 and self.path.is_file():
+            # Resumed: drop lines past the checkpoint so the log reads as one run.
+            import json
+
+            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= start]
+            self.path.write_text("".join(k + "\n" for k in kept))
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        if progress:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task(title, total=total, completed=start, info="")
+
+    def log(self, record: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        import json
+
+        self._file.write(json.dumps(record) + "\n")
+        self._file.flush()
+        if self._bar is not None:
+            info = "  ".join(
+                f"{k} {v:.4g}" for k, v in record.items() if k in ("loss", "reward", "accuracy", "kl", "eval_accuracy")
+                and isinstance(v, (int, float))
+            )
+            self._bar.update(self._task, completed=record["step"], info=info)
+
+    def advance(self, step: int) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=step)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+        if self.enabled:
+            self._file.close()
+
+
+def evaluate(lm, rows: list[dict], *, mode: str, max_gen_toks: int, batch_size: int, answer_allowance: int = 64) -> float:
+    """Greedy accuracy on `rows` through Core's generation (the same path as the `lrt` backend)."""
+    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.grading import grade_math
+
+    cfg = DecodeConfig(mode=mode, max_gen_toks=max_gen_toks, answer_allowance=answer_allowance)
+    correct = 0
+    for i in range(0, len(rows), batch_size):
+        chunk = rows[i : i + batch_size]
+        gens = lm.generate([r["problem"] for r in chunk], cfg)
+        correct += sum(grade_math(g.text, r["answer"]) for g, r in zip(gens, chunk))
+    return correct / max(1, len(rows))
+
+
+def grad_norm(params: list[nn.Parameter]) -> float:
+    norms = [p.grad.detach().float().norm() for p in params if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+def environment_note() -> dict[str, Any]:
+    return {
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "threads": torch.get_num_threads(),
+        "pid": os.getpid(),
+    }

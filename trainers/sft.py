@@ -1,0 +1,154 @@
+"""SFT of the reasoning network G_φ (DESIGN §4.7).
+
+    python -m trainers.sft --config trainers/recipes/tiny/sft.yaml [--key value ...]
+    accelerate launch --config_file trainers/accelerate/multi_gpu.yaml -m trainers.sft --config ...
+
+loss = −log P_θ(Y | [X, G_φ(H_X)]), averaged over the answer tokens Y (EOS included, so the base
+learns to stop); the base θ is frozen in eval mode and only φ trains. Reads top to bottom:
+set-up, data, model, optimiser, (resume), the loop, the final reasoner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import sys
+import time
+
+import torch
+
+from lrt_bench.errors import LRTError
+from lrt_bench.generation import LatentLM
+from lrt_bench.io import atomic_write_json
+from lrt_bench.reasoner import save_reasoner
+from trainers import checkpoint as ckpt
+from trainers.common import (
+    EpochOrder,
+    RunLog,
+    build_reasoner,
+    environment_note,
+    evaluate,
+    grad_norm,
+    load_base,
+    make_accelerator,
+    make_optimizer,
+    make_scheduler,
+    prepare_output_dir,
+    run_main,
+)
+from trainers.config import SFTConfig, resolve_path
+from trainers.data import load_rows
+
+
+def main(cfg: SFTConfig) -> None:
+    # ---- set-up: devices, output dir, seeds
+    acc = make_accelerator(cfg)
+    out = prepare_output_dir(cfg, acc.is_main_process)
+    acc.wait_for_everyone()
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+
+    # ---- the frozen base and a new (or warm-started) G_φ
+    base, tok = load_base(cfg, acc.device)
+    net = build_reasoner(cfg, base).to(acc.device)
+    net.train()
+    if cfg.gradient_checkpointing:
+        net.backbone.gradient_checkpointing_enable()
+    lm = LatentLM(base, tok, net)
+    eos = tok.eos_token_id if tok.eos_token_id is not None else lm.eos_ids[0]
+
+    # ---- data: prompts and answer token ids, over-long rows dropped (and counted)
+    rows, skipped = load_rows(
+        cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, problem_field=cfg.problem_field,
+        answer_field=cfg.answer_field, target_field=cfg.target_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
+    )
+    answers = [tok.encode(r["target"], add_special_tokens=False) + [eos] for r in rows]
+    prompt_lens = [len(tok.encode(t, add_special_tokens=False)) for t in lm.prefix_texts([r["problem"] for r in rows], "latent")]
+    keep = [i for i in range(len(rows)) if prompt_lens[i] <= cfg.max_prompt_length and len(answers[i]) <= cfg.max_answer_length]
+    skipped["too_long"] = len(rows) - len(keep)
+    rows, answers = [rows[i] for i in keep], [answers[i] for i in keep]
+    if not rows:
+        raise LRTError(f"every row is longer than max_prompt_length / max_answer_length ({skipped}): raise them")
+    eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
+
+    world, rank = acc.num_processes, acc.process_index
+    global_batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world
+    max_steps = cfg.max_steps
+    if cfg.num_train_epochs > 0:
+        max_steps = math.ceil(cfg.num_train_epochs * len(rows) / global_batch)
+
+    # ---- optimiser, schedule, resume
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = make_optimizer(params, cfg)
+    scheduler = make_scheduler(optimizer, cfg, max_steps)
+    start = 0
+    if cfg.resume:
+        last = ckpt.latest_checkpoint(out)
+        if last is not None:
+            trainable, state, opt_tensors = ckpt.load_checkpoint(last)
+            net.load_state_dict(trainable)
+            ckpt.restore(last, optimizer, scheduler, state, opt_tensors)
+            start = state["step"]
+    model, optimizer = acc.prepare(net, optimizer)
+    order = EpochOrder(len(rows), cfg.seed)
+
+    log = RunLog(out, max_steps, start, "SFT", acc.is_main_process, cfg.progress)
+    if acc.is_main_process and start == 0:
+        log.log({"step": 0, "rows": len(rows), "skipped": skipped, "params_phi": sum(p.numel() for p in params),
+                 "max_steps": max_steps, **environment_note()})
+
+    # ---- the loop
+    for step in range(start, max_steps):
+        t0 = time.perf_counter()
+        idx = order.indices(step, global_batch, rank, world)
+        n_tok = sum(len(answers[i]) for i in idx)
+        micro = [idx[j : j + cfg.per_device_train_batch_size] for j in range(0, len(idx), cfg.per_device_train_batch_size)]
+        loss_sum = 0.0
+        for j, m in enumerate(micro):
+            # Sync DDP gradients only on the last micro-batch of the step.
+            sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
+            with sync, acc.autocast():
+                logp, mask, _ = lm.answer_logprobs([rows[i]["problem"] for i in m], [answers[i] for i in m], reasoner=model)
+                loss = -logp.sum() / n_tok  # mean NLL per answer token of the whole step
+            acc.backward(loss)
+            loss_sum += float(loss.detach())
+        gnorm = grad_norm(params)
+        if cfg.max_grad_norm > 0:
+            acc.clip_grad_norm_(params, cfg.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        seconds = time.perf_counter() - t0
+
+        done = step + 1
+        record = {"step": done, "loss": loss_sum, "grad_norm": gnorm, "lr": lr,
+                  "tokens_per_s": n_tok * world / seconds, "seconds": seconds}
+        if cfg.eval_steps and (done % cfg.eval_steps == 0 or done == max_steps) and acc.is_main_process:
+            net.eval()
+            record["eval_accuracy"] = evaluate(lm, eval_rows, mode="latent", max_gen_toks=cfg.eval_max_gen_toks,
+                                               batch_size=max(1, cfg.per_device_train_batch_size))
+            net.train()
+        if done % cfg.logging_steps == 0 or done == max_steps or "eval_accuracy" in record:
+            log.log(record)
+        else:
+            log.advance(done)
+        if cfg.save_steps and done % cfg.save_steps == 0 and done < max_steps and acc.is_main_process:
+            ckpt.save_checkpoint(out, done, acc.unwrap_model(model).state_dict(), optimizer, scheduler,
+                                 cfg.to_dict(), keep=cfg.save_total_limit)
+        acc.wait_for_everyone() if world > 1 else None
+    log.close()
+
+    # ---- the final reasoner, in Core's checkpoint format
+    if acc.is_main_process:
+        final = acc.unwrap_model(model).eval()
+        save_reasoner(final, out / "reasoner", base_id=resolve_path(cfg.base), base_revision=cfg.base_revision,
+                      recipe={"trainer": "sft", **cfg.to_dict()}, step=max_steps)
+        atomic_write_json(out / "train_summary.json", {"trainer": "sft", "steps": max_steps, "rows": len(rows),
+                                                       "skipped": skipped, "reasoner": str(out / "reasoner")})
+        print(f"SFT done: reasoner written to {out / 'reasoner'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, SFTConfig, "python -m trainers.sft"))
