@@ -4,6 +4,7 @@
     lrt-bench tiny build [--out DIR] [--quick] [--seed N] [--force]
     lrt-bench compare [--world DIR] [--reasoner DIR] [--budget N] [--limit N] [--modes think,nothink,latent]
     lrt-bench leaderboard [PATH ...] [--paper] [--markdown FILE] [--csv FILE] [--plot FILE.png]
+    lrt-bench bench [--real-size qwen3-1.7b] [--reasoner DIR] [--vs-hf]
     lrt-bench redundancy --model DIR|ID --task TASK [--p 0,0.1,...] [--granularity token,step]
 
 Errors in the user's input print one line (`lrt-bench: error: ...`) and exit with status 2.
@@ -156,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     # Subcommands that own a module each; importing them loads no torch / lm_eval.
-    from lrt_bench import demo, leaderboard, redundancy
+    from lrt_bench import bench, demo, leaderboard, redundancy
 
+    bench.add_parser(sub)
     demo.add_parser(sub)
     leaderboard.add_parser(sub)
     redundancy.add_parser(sub)

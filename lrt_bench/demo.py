@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lrt_bench.errors import LRTError
-
 SMALL_BUDGET = 16  # tokens: below the tiny base's median trace (~25), so think mode is cut
 
 
@@ -64,9 +62,18 @@ def _world_dir(args: argparse.Namespace) -> Path:
 
 
 def _train(kind: str, recipe: str, overrides: dict[str, Any], console) -> Path:
-    """Run one trainer in-process from its tiny recipe (overrides as on the command line)."""
+    """Run one trainer in-process from its tiny recipe (overrides as on the command line).
+
+    A stage whose output is complete (train_summary.json is written last) is reused, so an
+    interrupted demo picks up where it stopped; --overwrite starts afresh.
+    """
     from trainers.config import GRPOConfig, SFTConfig
 
+    done = Path(overrides["output_dir"]) / "train_summary.json"
+    if done.is_file():
+        console.print(f"[dim]reusing {done.parent} (finished earlier; --overwrite retrains)")
+        return done.parent
+    overrides = {"overwrite": True, **overrides}
     console.rule(f"[bold]train: {recipe}")
     if kind == "sft":
         from trainers import sft
@@ -109,8 +116,6 @@ def run_demo(args: argparse.Namespace) -> int:
     console = Console()
     plan = QUICK if args.quick else FULL
     out = Path(args.out).expanduser()
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise LRTError(f"{out} is not empty: pass --overwrite to replace its demo results, or another --out")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -130,7 +135,9 @@ def run_demo(args: argparse.Namespace) -> int:
                                      "eval_steps": 0, "logging_steps": max(1, n // 10)}
 
     t = time.perf_counter()
-    untrained = _untrained_reasoner(world, train / "untrained")
+    untrained = train / "untrained" / "reasoner"
+    if not untrained.is_dir():
+        _untrained_reasoner(world, train / "untrained")
     sft_dir = _train("sft", "sft.yaml", {"output_dir": str(train / "sft"), **steps(plan.sft_steps)}, console)
     grpo_dir = _train("grpo", "grpo.yaml", {"output_dir": str(train / "grpo"), "reasoner": str(sft_dir / "reasoner"),
                                             **steps(plan.grpo_steps)}, console)
@@ -155,8 +162,12 @@ def run_demo(args: argparse.Namespace) -> int:
     results_dir = out / "results"
     for budget in plan.budgets:
         for name, margs in methods.items():
+            where = results_dir / f"b{budget}" / name
+            if any(where.rglob("results_*.json")):
+                console.print(f"[dim]reusing {where}")
+                continue
             console.rule(f"[bold]evaluate: {name}, budget {budget}")
-            run_lm_eval(margs, ["lrt_tiny"], results_dir / f"b{budget}" / name, limit=plan.eval_limit,
+            run_lm_eval(margs, ["lrt_tiny"], where, limit=plan.eval_limit,
                         gen_kwargs={"max_gen_toks": budget}, batch_size=64)
     timings["evaluate"] = time.perf_counter() - t
 
@@ -187,6 +198,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="quick world, fewer steps and problems (a smoke run)")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--world", help="tiny world directory (default: $LRT_TINY_DIR, or its -quick sibling with --quick)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh (default: reuse the finished stages of an earlier run in --out)")
     p.set_defaults(func=run_demo)
     return p

@@ -11,6 +11,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+_TASK_MANAGERS: dict[bool, object] = {}
+
+
+def task_manager(ours_only: bool = True):
+    """One TaskManager per process. Indexing lm-eval's thousands of built-in task YAMLs takes 10-40 s
+    on a small CPU, so by default only our task folder is indexed (the start-up hook adds it)."""
+    if ours_only not in _TASK_MANAGERS:
+        from lm_eval.tasks import TaskManager
+
+        _TASK_MANAGERS[ours_only] = TaskManager(include_defaults=not ours_only)
+    return _TASK_MANAGERS[ours_only]
+
 
 def model_args_string(args: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items() if v is not None)
@@ -27,11 +39,17 @@ def run_lm_eval(
     batch_size: int = 32,
     log_samples: bool = True,
     seed: int = 0,
+    device: str | None = None,
+    builtin_tasks: bool = False,
 ) -> dict[str, Any]:
-    """Evaluate and save; returns lm-eval's results dict (without the samples)."""
+    """Evaluate and save; returns lm-eval's results dict (without the samples).
+
+    device: default cuda when available, else cpu (lm-eval's HF backend would assume cuda).
+    builtin_tasks: also index lm-eval's own tasks (slow); by default only the `lrt_*` tasks are known.
+    """
+    import torch
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
 
     tracker = EvaluationTracker(output_path=str(output_path))
     results = simple_evaluate(
@@ -39,11 +57,12 @@ def run_lm_eval(
         model_args=model_args_string(model_args),
         tasks=tasks,
         batch_size=batch_size,
+        device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
         limit=limit,
         log_samples=log_samples,
         evaluation_tracker=tracker,
         gen_kwargs=",".join(f"{k}={v}" for k, v in (gen_kwargs or {}).items()) or None,
-        task_manager=TaskManager(),
+        task_manager=task_manager(ours_only=not builtin_tasks),
         random_seed=seed,
         numpy_random_seed=seed,
         torch_random_seed=seed,

@@ -63,15 +63,24 @@ def synthetic_prompt(n_words: int, seed: int) -> str:
 
 
 def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: str = "cuda",
-          dtype: torch.dtype = torch.bfloat16) -> tuple[Any, Any, Any]:
-    """(base, tokenizer, reasoning network) at real size with random weights."""
+          dtype: torch.dtype = torch.bfloat16, layers: int | None = None) -> tuple[Any, Any, Any]:
+    """(base, tokenizer, reasoning network) at real size with random weights.
+
+    `layers` overrides the depth of both the base and G_φ's backbone (CPU smoke tests); widths,
+    vocabulary and head shapes stay those of the published configs.
+    """
     from transformers import AutoConfig, AutoModelForCausalLM
 
     from lrt_bench.reasoner import ReasoningNetwork
 
     if name not in BASES:
         raise LRTError(f"unknown real size {name!r}: use one of {', '.join(BASES)}")
+    if layers is not None and layers < 1:
+        raise LRTError(f"layers must be >= 1, got {layers}")
     cfg = dict(BASES[name])
+    backbone = dict(QWEN3_EMBEDDING_0P6B)
+    if layers is not None:
+        cfg["num_hidden_layers"] = backbone["num_hidden_layers"] = layers
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     tok = synthetic_tokenizer(config.vocab_size)
     config.eos_token_id = tok.eos_token_id
@@ -88,6 +97,6 @@ def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: 
             head = base.lm_head.weight
         head[close].zero_()  # logit 0 while ~half of the 150k random logits are positive
     torch.manual_seed(0)
-    net = ReasoningNetwork.for_base(base, backbone_config=QWEN3_EMBEDDING_0P6B, num_latents=num_latents,
+    net = ReasoningNetwork.for_base(base, backbone_config=backbone, num_latents=num_latents,
                                     fusion=fusion).to(device=device, dtype=dtype).eval()
     return base, tok, net

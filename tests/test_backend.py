@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -73,24 +74,42 @@ def per_doc(results, task, metric="pass@1"):
 GREEDY = {"do_sample": False, "temperature": 0, "max_gen_toks": 160}
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="under --model hf --apply_chat_template the tiny base must open <think> itself, which it was "
-    "never trained to do (our backend appends <think>\\n as DESIGN 4.1 says): parity needs the hf side "
-    "prompted with <think>\\n too (lm-eval gen_prefix); open in the lm-eval issue",
-)
+# Parity with lm-eval's stock `hf` backend. The tiny tokenizer's chat template, like Qwen3's, does not
+# write `<think>` in the generation prompt, and the lrt backend's think mode appends `<think>\n` itself
+# (DESIGN 4.1). So both backends run with the same flags on the parity task, `lrt_tiny` with the assistant
+# turn opened by `<think>\n` (lm-eval's gen_prefix, bench/tasks/lrt_tiny_parity.yaml), and hf sees the
+# tokens lrt sees (lrt takes a rendered prompt that ends in `<think>\n` as it is):
+#   lm_eval --model hf  --model_args pretrained=$LRT_TINY_DIR/base \
+#       --include_path bench/tasks --tasks lrt_tiny_parity --apply_chat_template \
+#       --gen_kwargs do_sample=false,temperature=0,max_gen_toks=160 --batch_size 8 --limit 16 --device cpu
+#   lm_eval --model lrt --model_args pretrained=$LRT_TINY_DIR/base,mode=think  (the same flags)
+PARITY_TASKS = Path(__file__).resolve().parents[1] / "bench" / "tasks"
+
+
 def test_think_parity_with_hf(tiny_world):
-    """`lrt` in think mode gives `hf`'s per-document results (hf with --apply_chat_template)."""
+    """`lrt` in think mode gives `hf`'s per-document results, with the same flags on lrt_tiny_parity."""
+    from lm_eval.tasks import TaskManager
+
     base = tiny_world / "base"
-    ours = evaluate("lrt", f"pretrained={base},mode=think,device=cpu,batch_size=8", ["lrt_tiny"], 16,
-                    tiny_world, gen_kwargs=GREEDY)
-    ref = evaluate("hf", f"pretrained={base},device=cpu,batch_size=8", ["lrt_tiny"], 16, tiny_world,
-                   gen_kwargs=GREEDY, apply_chat_template=True)
-    assert per_doc(ours, "lrt_tiny") == per_doc(ref, "lrt_tiny")
+    same = dict(gen_kwargs=GREEDY, apply_chat_template=True, task_manager=TaskManager(include_path=str(PARITY_TASKS)))
+    ours = evaluate("lrt", f"pretrained={base},mode=think,device=cpu,batch_size=8", ["lrt_tiny_parity"], 16,
+                    tiny_world, **same)
+    ref = evaluate("hf", f"pretrained={base},device=cpu,batch_size=8", ["lrt_tiny_parity"], 16, tiny_world, **same)
+    ours_s, ref_s = ours["samples"]["lrt_tiny_parity"], ref["samples"]["lrt_tiny_parity"]
+    # the same prompt text reached both backends, and it opens the think block
+    assert [s["arguments"] for s in ours_s] == [s["arguments"] for s in ref_s]
+    assert all(s["arguments"][0][0].endswith("<|im_start|>assistant\n<think>\n") for s in ours_s)
+    # per-document results and responses are equal
+    assert per_doc(ours, "lrt_tiny_parity") == per_doc(ref, "lrt_tiny_parity")
+    assert {s["doc_id"]: s["resps"] for s in ours_s} == {s["doc_id"]: s["resps"] for s in ref_s}
+    # the parity task does not change what lrt generates: plain lrt_tiny, no flags, gives the same responses
+    plain = evaluate("lrt", f"pretrained={base},mode=think,device=cpu,batch_size=8", ["lrt_tiny"], 16, tiny_world,
+                     gen_kwargs=GREEDY)
+    assert [s["resps"] for s in plain["samples"]["lrt_tiny"]] == [s["resps"] for s in ours_s]
     # accounts reach the samples and the results JSON; hf's are NaN (not measured)
-    s = ours["samples"]["lrt_tiny"][0]
+    s = ours_s[0]
     assert s["reasoning_tokens"] > 0 and s["latents"] == 0
-    assert ours["results"]["lrt_tiny"]["reasoning_tokens,none"] > 0
+    assert ours["results"]["lrt_tiny_parity"]["reasoning_tokens,none"] > 0
     assert ours["model_info"]["lrt"]["mode"] == "think" if "model_info" in ours else True
 
 

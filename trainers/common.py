@@ -246,11 +246,18 @@ class RunLog:
         self._bar = None
         if not enabled:
             return
-        if start > 0 and self.path.is_file():
-            # Resumed: drop lines past the checkpoint so the log reads as one run.
+        if self.path.is_file():
+            # Resumed: drop lines past the checkpoint so the log reads as one run (all of them when no
+            # checkpoint was reached: the run starts over at step 0), and a line cut short by a kill.
             import json
 
-            kept = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= start]
+            kept = []
+            for ln in self.path.read_text().splitlines():
+                try:
+                    if start > 0 and json.loads(ln).get("step", 0) <= start:
+                        kept.append(ln)
+                except json.JSONDecodeError:
+                    pass
             self.path.write_text("".join(k + "\n" for k in kept))
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         if progress:

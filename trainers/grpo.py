@@ -102,8 +102,13 @@ def lcr1_shaping(cfg: GRPOConfig, policy: ExplicitPolicy, ro: Rollout, golds: li
 
 
 def main(cfg: GRPOConfig) -> None:
-    # ---- set-up: devices, output dir, seeds
+    # ---- set-up: devices, data (read first: a bad dataset must not leave an output dir), output dir, seeds
     acc = make_accelerator(cfg)
+    rows, skipped = load_rows(
+        cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, problem_field=cfg.problem_field,
+        answer_field=cfg.answer_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
+    )
+    eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
     out = prepare_output_dir(cfg, acc.is_main_process)
     acc.wait_for_everyone()
     torch.manual_seed(cfg.seed)
@@ -118,17 +123,12 @@ def main(cfg: GRPOConfig) -> None:
         extractor = build_extractor(cfg.extractor)
     rewards.parse_specs(cfg.rewards)  # bad reward params fail before any rollout
 
-    # ---- data: prompts and gold answers
-    rows, skipped = load_rows(
-        cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, problem_field=cfg.problem_field,
-        answer_field=cfg.answer_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
-    )
+    # ---- data: prompts within max_prompt_length
     lens = [len(lm.tokenizer.encode(t, add_special_tokens=False)) for t in lm.prefix_texts([r["problem"] for r in rows], policy.mode)]
     rows = [r for r, n in zip(rows, lens) if n <= cfg.max_prompt_length]
     skipped["too_long"] = len(lens) - len(rows)
     if not rows:
         raise LRTError(f"every prompt is longer than max_prompt_length={cfg.max_prompt_length}: raise it")
-    eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
 
     K = cfg.num_generations
     world, rank = acc.num_processes, acc.process_index

@@ -42,8 +42,13 @@ from trainers.data import load_rows
 
 
 def main(cfg: SFTConfig) -> None:
-    # ---- set-up: devices, output dir, seeds
+    # ---- set-up: devices, data (read first: a bad dataset must not leave an output dir), output dir, seeds
     acc = make_accelerator(cfg)
+    rows, skipped = load_rows(
+        cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, problem_field=cfg.problem_field,
+        answer_field=cfg.answer_field, target_field=cfg.target_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
+    )
+    eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
     out = prepare_output_dir(cfg, acc.is_main_process)
     acc.wait_for_everyone()
     torch.manual_seed(cfg.seed)
@@ -59,10 +64,6 @@ def main(cfg: SFTConfig) -> None:
     eos = tok.eos_token_id if tok.eos_token_id is not None else lm.eos_ids[0]
 
     # ---- data: prompts and answer token ids, over-long rows dropped (and counted)
-    rows, skipped = load_rows(
-        cfg.dataset, config=cfg.dataset_config, split=cfg.dataset_split, problem_field=cfg.problem_field,
-        answer_field=cfg.answer_field, target_field=cfg.target_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
-    )
     answers = [tok.encode(r["target"], add_special_tokens=False) + [eos] for r in rows]
     prompt_lens = [len(tok.encode(t, add_special_tokens=False)) for t in lm.prefix_texts([r["problem"] for r in rows], "latent")]
     keep = [i for i in range(len(rows)) if prompt_lens[i] <= cfg.max_prompt_length and len(answers[i]) <= cfg.max_answer_length]
@@ -70,7 +71,6 @@ def main(cfg: SFTConfig) -> None:
     rows, answers = [rows[i] for i in keep], [answers[i] for i in keep]
     if not rows:
         raise LRTError(f"every row is longer than max_prompt_length / max_answer_length ({skipped}): raise them")
-    eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
 
     world, rank = acc.num_processes, acc.process_index
     global_batch = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world

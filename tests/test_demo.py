@@ -1,0 +1,56 @@
+"""`lrt-bench demo --quick` end to end on the quick tiny world (train, evaluate, analyse, leaderboard)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+@pytest.fixture()
+def demo_env(tiny_world):
+    env = dict(os.environ, LRT_TINY_DIR=str(tiny_world), OMP_NUM_THREADS="1")
+    return env
+
+
+def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
+    out = tmp_path / "demo"
+    r = subprocess.run(
+        [sys.executable, "-m", "lrt_bench.cli", "demo", "--quick", "--world", str(tiny_world), "--out", str(out)],
+        capture_output=True, text=True, env=demo_env, timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    # every stage left its artefacts
+    assert (out / "train" / "sft" / "reasoner" / "model.safetensors").is_file()
+    assert (out / "train" / "grpo" / "reasoner" / "model.safetensors").is_file()
+    for name in ("shorterbetter", "lcr1"):
+        meta = json.loads((out / "train" / name / "model" / "lrt_method.json").read_text())
+        assert meta["method"] in ("ShorterBetter", "LC-R1")
+    red = json.loads((out / "redundancy" / "redundancy.json").read_text())
+    assert red  # the analysis ran
+    assert (out / "redundancy" / "redundancy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the leaderboard holds every method at both budgets, each with a measured pass@1
+    board = (out / "LEADERBOARD.md").read_text()
+    for label in ("think", "nothink", "LRT (untrained)", "LRT (SFT)", "LRT", "ShorterBetter", "LC-R1"):
+        assert f"| {label} " in board or f"| **{label}** " in board, label
+    assert "512 tokens" in board and "16 tokens" in board
+    results = list((out / "results").rglob("results_*.json"))
+    assert len(results) == 14  # 7 methods x 2 budgets
+    for f in results:
+        res = json.loads(f.read_text())["results"]["lrt_tiny"]
+        assert 0.0 <= res["pass@1,none"] <= 1.0
+    timing = json.loads((out / "demo.json").read_text())
+    assert timing["quick"] is True and timing["seconds"]["total"] > 0
+
+    # a second run reuses every finished stage instead of retraining
+    r2 = subprocess.run(
+        [sys.executable, "-m", "lrt_bench.cli", "demo", "--quick", "--world", str(tiny_world), "--out", str(out)],
+        capture_output=True, text=True, env=demo_env, timeout=900,
+    )
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "reusing" in r2.stdout
+    assert json.loads((out / "demo.json").read_text())["seconds"]["train"] < timing["seconds"]["train"]
