@@ -5,7 +5,7 @@
 #      reasoning exactly 3500 tokens, then DeepSeek-R1-Distill-Qwen-1.5B at batch 1 with 1000; every
 #      answer exactly 64 tokens, G_φ of Qwen3-Embedding-0.6B size with 256 latents, bf16;
 #   2. the Trainers issue's 5-step GRPO check (bench/grpo_gpu.py; skipped with a message until it exists).
-# One deadline for the whole script (LRT_GPU_DEADLINE_S, default 450 s): every step runs under `timeout`
+# One deadline for the whole script (LRT_GPU_DEADLINE_S, default 470 s): every step runs under `timeout`
 # with its share of what is left, so the script ends in time even when a step is slow. The benchmark
 # writes its JSON and markdown after every cell (nothink, latent, then think per batch size), so a step
 # cut short keeps the cells it finished ("complete": false). All output is teed to $OUT/gpu.log; JSON and
@@ -21,7 +21,7 @@ mkdir -p "$out"
 exec > >(tee -a "$out/gpu.log") 2>&1
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 start=$(date +%s)
-deadline=$((start + ${LRT_GPU_DEADLINE_S:-450}))
+deadline=$((start + ${LRT_GPU_DEADLINE_S:-470}))
 status=0
 
 left() { echo $((deadline - $(date +%s))); }
@@ -61,13 +61,14 @@ python3 -c "import torch, transformers; print('torch', torch.__version__, 'trans
 bench=(python3 -m lrt_bench.bench --think-tokens 3500 --answer-tokens 64 --latents 256 --device cuda --out-dir "$out")
 
 # 1a. The paper's anchor (Table 7: Qwen3-1.7B), batch 1 and 16.
-step "real size qwen3-1.7b" 250 "${bench[@]}" --real-size qwen3-1.7b --batch-sizes 1,16
+step "real size qwen3-1.7b" 230 "${bench[@]}" --real-size qwen3-1.7b --batch-sizes 1,16
 
 # 2. >>> GRPO CHECK (Trainers issue): 5 GRPO steps at real shapes, bench/grpo_gpu.py (writes
-#    $OUT/grpo_gpu_qwen3-1.7b.json at the end). Rollouts of 512 tokens x 8 generations: a step is
-#    dominated by its ~512 decode steps (~15 s), so five fit the 140 s slot with the model build.
+#    $OUT/grpo_gpu_qwen3-1.7b.json after every step). Rollouts of 1,024 tokens x 8 generations, 256
+#    latents (the issue's shapes): a step is dominated by its 1,024 decode steps (~25-30 s at ~25 ms per
+#    step), so five fit the 200 s slot with the model build; a cut run keeps the steps it finished.
 if [[ -f bench/grpo_gpu.py ]]; then
-    step "grpo 5 steps" 140 env OUT="$out" python3 bench/grpo_gpu.py --steps 5 --completion-tokens 512
+    step "grpo 5 steps" 200 env OUT="$out" python3 bench/grpo_gpu.py --steps 5 --completion-tokens 1024
 else
     echo "== grpo 5 steps: SKIPPED, bench/grpo_gpu.py does not exist yet (Trainers issue)"
 fi

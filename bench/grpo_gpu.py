@@ -62,7 +62,16 @@ def main() -> int:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
 
-    steps = []
+    steps: list[dict] = []
+    out = Path(os.environ.get("OUT") or Path(__file__).resolve().parents[1] / "results" / "bench")
+
+    def write(done: list[dict], complete: bool) -> None:
+        """After every step, so a run cut by the time limit keeps what it measured."""
+        summary = {**_summary(args, done, net, dtype, dev, K), "complete": complete}
+        atomic_write_json(out / f"grpo_gpu_{args.real_size}.json", summary)
+        if complete:
+            print(json.dumps({k: v for k, v in summary.items() if k != "steps"}, indent=1))
+
     for step in range(args.steps):
         prompts = [realsize.synthetic_prompt(args.prompt_words, seed=step * 1000 + i) for i in range(args.prompts)]
         sync()
@@ -90,10 +99,15 @@ def main() -> int:
             rec["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / 2**30
         steps.append(rec)
         print(json.dumps(rec), flush=True)
+        write(steps, complete=step + 1 == args.steps)
+    return 0
 
+
+def _summary(args, steps, net, dtype, dev, K) -> dict:
     warm = steps[1:] or steps
-    summary = {
+    return {
         "real_size": args.real_size, "device": torch.cuda.get_device_name() if dev.type == "cuda" else "cpu",
+        "torch": torch.__version__,
         "layers": args.layers or "as published", "prompts_per_step": args.prompts, "num_generations": K,
         "latents": args.latents, "completion_tokens": args.completion_tokens, "dtype": str(dtype),
         "mean_step_seconds_after_first": sum(s["seconds"] for s in warm) / len(warm),
@@ -102,10 +116,6 @@ def main() -> int:
         "params_phi": sum(p.numel() for p in net.parameters()), "steps": steps,
         "note": "random weights, forced lengths, random rewards: a speed and memory check, not training",
     }
-    out = Path(os.environ.get("OUT") or Path(__file__).resolve().parents[1] / "results" / "bench")
-    atomic_write_json(out / f"grpo_gpu_{args.real_size}.json", summary)
-    print(json.dumps({k: v for k, v in summary.items() if k != "steps"}, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

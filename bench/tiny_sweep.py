@@ -1,6 +1,6 @@
 """Sweep G_φ's shape on the tiny world: fusion (concat, hadamard) x latents (4, 8, 16, 32), SFT only.
 
-    python bench/tiny_sweep.py [--steps 500] [--out results/tiny/sweep.json] [--runs runs/sweep]
+    python bench/tiny_sweep.py [--steps 500] [--out results/tiny_sweep.json] [--runs runs/sweep]
 
 Each cell is one short SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents`
 overridden, then greedy latent-mode accuracy on the whole eval split through Core's generation (the
@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--fusions", default="concat,hadamard")
     p.add_argument("--latents", default="4,8,16,32")
     p.add_argument("--runs", default="runs/sweep")
-    p.add_argument("--out", default="results/tiny/sweep.json")
+    p.add_argument("--out", default="results/tiny_sweep.json")
     args = p.parse_args()
 
     from trainers import sft

@@ -137,7 +137,8 @@ def main(cfg: SFTConfig) -> None:
         if cfg.save_steps and done % cfg.save_steps == 0 and done < max_steps and acc.is_main_process:
             ckpt.save_checkpoint(out, done, acc.unwrap_model(model).state_dict(), optimizer, scheduler,
                                  cfg.to_dict(), keep=cfg.save_total_limit)
-        acc.wait_for_everyone() if world > 1 else None
+        if world > 1:
+            acc.wait_for_everyone()
     log.close()
 
     # ---- the final reasoner, in Core's checkpoint format
