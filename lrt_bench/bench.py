@@ -880,14 +880,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register `lrt-bench bench` on an argparse subparsers object."""
     p = subparsers.add_parser("bench", help="latency, throughput, memory of think vs nothink vs latent (one run)",
-                              description=__doc__.split("\n\n")[0])
+                              description=__doc__.split("\n\n")[0], allow_abbrev=False)
     add_arguments(p)
     p.set_defaults(func=run)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lrt_bench.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lrt_bench.bench", description=__doc__.split("\n\n")[0],
+                                allow_abbrev=False)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

@@ -51,13 +51,13 @@ def test_compare_without_world_says_what_to_do(tmp_path):
 
 @pytest.mark.parametrize("script", ["latency.py"])
 def test_benchmark_script_smoke(tiny_world, tmp_path, script):
-    out = tmp_path / "b.json"
     r = subprocess.run([sys.executable, str(REPO / "bench" / script), "--world", str(tiny_world), "--problems", "4",
-                        "--batch-sizes", "1,4", "--budget", "64", "--out", str(out)],
+                        "--batch-sizes", "1,4", "--budget", "64", "--out-dir", str(tmp_path), "--name", "b"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
-    payload = json.loads(out.read_text())
+    payload = json.loads((tmp_path / "b.json").read_text())
+    assert (tmp_path / "b.md").is_file()
     assert {(c["mode"], c["batch_size"]) for c in payload["cells"]} == {
         (m, b) for m in ("think", "nothink", "latent") for b in (1, 4)
     }
-    assert payload["ratios"]["think_over_latent_time@bs1"] > 0
+    assert payload["ratios"]["natural"]["think_over_latent_time@bs1"] > 0

@@ -36,10 +36,13 @@ GRPO_RECIPE = RECIPES / "grpo.yaml"
 SB_RECIPE = RECIPES / "shorterbetter.yaml"
 
 # Overrides every run shares: few rows (tokenising all 22,400 takes seconds), no eval, no progress bar.
+# dataset_where None: all rows, not the tiny recipes' 1-2-step curriculum (the tests need answer variety)
 COMMON = {"progress": False, "eval_steps": 0, "warmup_steps": 0, "max_samples": 256, "logging_steps": 1,
-          "save_steps": 0}
+          "save_steps": 0, "dataset_where": None}
 SFT_SMALL = {**COMMON, "per_device_train_batch_size": 8}
-GRPO_SMALL = {**COMMON, "per_device_train_batch_size": 8, "num_generations": 4}
+# Not the recipe's gentle lr 5e-5 and 1-2-step curriculum: three steps on all rows at lr 1e-4 must move φ
+# far enough that the KL is nonzero in fp32, and give groups whose rewards differ.
+GRPO_SMALL = {**COMMON, "per_device_train_batch_size": 8, "num_generations": 4, "learning_rate": 1e-4}
 # A few-step SFT reasoner answers every prompt wrong, so `correctness` alone gives all-equal groups,
 # zero advantages and no update at all. A length term gives each group a spread (answers of 1 or 2 digits).
 VARIED_REWARDS = [{"name": "correctness"}, {"name": "shorterbetter", "params": {"alpha": 1.0, "beta": 0.1}}]

@@ -102,6 +102,7 @@ def lcr1_shaping(cfg: GRPOConfig, policy: ExplicitPolicy, ro: Rollout, golds: li
 
 
 def main(cfg: GRPOConfig) -> None:
+    t_start = time.perf_counter()
     # ---- set-up: devices, data (read first: a bad dataset must not leave an output dir), output dir, seeds
     acc = make_accelerator(cfg)
     rows, skipped = load_rows(
@@ -278,7 +279,8 @@ def main(cfg: GRPOConfig) -> None:
                 lm.tokenizer.save_pretrained(tmp)
                 atomic_write_json(tmp / METHOD_FILE, {"method": method, "recipe": recipe})
         atomic_write_json(out / "train_summary.json", {"trainer": "grpo", "policy": cfg.policy, "steps": cfg.max_steps,
-                                                       "rows": len(rows), "skipped": skipped, "output": str(where)})
+                                                       "rows": len(rows), "skipped": skipped, "output": str(where),
+                                                       "seconds": round(time.perf_counter() - t_start, 1)})
         print(f"GRPO done: {cfg.policy} policy written to {where}", file=sys.stderr)
 
 

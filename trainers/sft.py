@@ -42,6 +42,7 @@ from trainers.data import load_rows
 
 
 def main(cfg: SFTConfig) -> None:
+    t_start = time.perf_counter()
     # ---- set-up: devices, data (read first: a bad dataset must not leave an output dir), output dir, seeds
     acc = make_accelerator(cfg)
     rows, skipped = load_rows(
@@ -147,7 +148,8 @@ def main(cfg: SFTConfig) -> None:
         save_reasoner(final, out / "reasoner", base_id=resolve_path(cfg.base), base_revision=cfg.base_revision,
                       recipe={"trainer": "sft", **cfg.to_dict()}, step=max_steps)
         atomic_write_json(out / "train_summary.json", {"trainer": "sft", "steps": max_steps, "rows": len(rows),
-                                                       "skipped": skipped, "reasoner": str(out / "reasoner")})
+                                                       "skipped": skipped, "reasoner": str(out / "reasoner"),
+                                                       "seconds": round(time.perf_counter() - t_start, 1)})
         print(f"SFT done: reasoner written to {out / 'reasoner'}", file=sys.stderr)
 
 
