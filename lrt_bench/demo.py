@@ -109,7 +109,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from lrt_bench import leaderboard
     from lrt_bench.evaluate import run_lm_eval
-    from lrt_bench.io import atomic_write_json, atomic_write_text
+    from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
     from lrt_bench.redundancy import run_redundancy
     from lrt_bench.tiny.build import build_tiny_world
 
@@ -184,7 +184,7 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_text(out / "LEADERBOARD.md", leaderboard.render(rows, "markdown", notes=notes,
                                                                  title="Leaderboard: the tiny world (lrt-bench demo)"))
     atomic_write_text(out / "leaderboard.csv", leaderboard.render(rows, "csv"))
-    leaderboard._atomic_write_bytes(out / "leaderboard.png", leaderboard.plot_png(rows))
+    atomic_write_bytes(out / "leaderboard.png", leaderboard.plot_png(rows))
     console.print(leaderboard.render_rich(rows, notes=notes))
     timings["total"] = time.perf_counter() - t0
     atomic_write_json(out / "demo.json", {"quick": plan.quick, "world": str(world), "plan": plan.__dict__,

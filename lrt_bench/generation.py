@@ -220,6 +220,7 @@ class LatentLM:
         self._suffix_ids = self._encode(layout.LATENT_SUFFIX)
         self._forced_ids = self._encode(layout.FORCED_CLOSE)
         self.last_timings = Timings()
+        self.last_latents: torch.Tensor | None = None  # z [P, N, d] of the last latent-mode `generate`
 
     # ------------------------------------------------------------------------------------ helpers
 
@@ -272,12 +273,16 @@ class LatentLM:
                         f"prompt {i} is {len(row)} tokens (+{extra} latent/suffix), longer than the base's "
                         f"context of {self.max_context}: shorten the prompt"
                     )
+        return self._left_pad(ids)
+
+    def _left_pad(self, ids: Sequence[Sequence[int]]) -> PromptBatch:
+        """Token-id rows -> a left-padded PromptBatch on the base's device."""
         L = max(len(r) for r in ids)
         input_ids = torch.full((len(ids), L), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(ids), L), dtype=torch.long)
         for i, row in enumerate(ids):
             if row:
-                input_ids[i, L - len(row) :] = torch.tensor(row)
+                input_ids[i, L - len(row) :] = torch.tensor(list(row))
                 mask[i, L - len(row) :] = 1
         dev = self.device
         return PromptBatch(input_ids.to(dev), mask.to(dev), mask.sum(-1).to(dev))
@@ -397,6 +402,7 @@ class LatentLM:
             tm.prefill = t1 - t0
             if z is None:
                 z = self.reasoner(h, batch.attention_mask)  # [P, N, d]
+            self.last_latents = z  # GRPO keeps the rollout's z without a second pass over X
             self._sync()
             t2 = time.perf_counter()
             tm.reasoner = t2 - t1
@@ -428,13 +434,7 @@ class LatentLM:
             first = out.logits[:, -1]  # [P*k, V]
         t3 = time.perf_counter()
         gens = self._decode(first, cache, mask.long(), lengths, cfg, batch, n_latents, tm)
-        self._sync()
-        tm.decode = time.perf_counter() - t3
-        total = time.perf_counter() - t0
-        for g in gens:
-            g.account.seconds = total / len(gens)
-        self.last_timings = tm
-        return gens
+        return self._finish(gens, tm, t0, t3)
 
     @torch.no_grad()
     def generate_from_text(
@@ -463,13 +463,7 @@ class LatentLM:
                     f"prefix {i} is {len(row)} tokens, longer than the base's context of {self.max_context}: "
                     "shorten it"
                 )
-        L = max(len(r) for r in ids)
-        input_ids = torch.full((len(ids), L), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(ids), L), dtype=torch.long)
-        for i, row in enumerate(ids):
-            input_ids[i, L - len(row) :] = torch.tensor(row)
-            mask[i, L - len(row) :] = 1
-        batch = PromptBatch(input_ids.to(self.device), mask.to(self.device), mask.sum(-1).to(self.device))
+        batch = self._left_pad(ids)
         tm = Timings()
         cache = self._new_cache()
         out = self._run(
@@ -481,8 +475,12 @@ class LatentLM:
         tm.prefill = t1 - t0
         gens = self._decode(out.logits[:, -1], cache, batch.attention_mask.long(), batch.lengths.clone(), cfg,
                             batch, 0, tm)
+        return self._finish(gens, tm, t0, t1)
+
+    def _finish(self, gens: list[Generation], tm: Timings, t0: float, t_decode: float) -> list[Generation]:
+        """Close the timings of a generate call and share its wall time out over the samples."""
         self._sync()
-        tm.decode = time.perf_counter() - t1
+        tm.decode = time.perf_counter() - t_decode
         total = time.perf_counter() - t0
         for g in gens:
             g.account.seconds = total / len(gens)

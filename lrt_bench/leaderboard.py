@@ -32,13 +32,12 @@ import json
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lrt_bench.errors import LRTError
-from lrt_bench.io import atomic_write_text
+from lrt_bench.io import atomic_write_bytes, atomic_write_text
 
 # Column headers of the benchmarks we ship, in the paper's order; other tasks keep their name.
 BENCHMARKS = {
@@ -658,21 +657,6 @@ def plot_png(rows: list[Row], sort: str = "avg_pass1") -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    # lrt_bench.io writes text only; the PNG takes the same temp-file-and-rename route
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 # ------------------------------------------------------------------------------------------------ CLI
 
 
@@ -707,7 +691,7 @@ def run(args: argparse.Namespace) -> int:
     con.print(render_rich(rows, args.sort, notes))
     for path, payload in outputs:
         if isinstance(payload, bytes):
-            _atomic_write_bytes(path, payload)
+            atomic_write_bytes(path, payload)
         else:
             atomic_write_text(path, payload)
         con.print(f"wrote {path}")

@@ -47,7 +47,6 @@ import math
 import os
 import random
 import re
-import tempfile
 import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
@@ -565,11 +564,11 @@ def run_redundancy(
         think_rows = [{"doc": i, "id": d.get("id"), "think": True, "reasoning_tokens": len(ids), "closed": closed,
                        "score": s, "text": g.text}
                       for i, (d, (ids, closed), (_, s), g) in enumerate(zip(docs, traj, think_scores, think_gens))]
-        from lrt_bench.io import atomic_write_json, atomic_write_text
+        from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 
         atomic_write_text(out / SAMPLES_NAME,
                           "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in think_rows + samples))
-        _atomic_write_bytes(out / PNG_NAME, png)
+        atomic_write_bytes(out / PNG_NAME, png)
         atomic_write_json(out / JSON_NAME, result)  # last: its presence means the run finished
     return result
 
@@ -584,20 +583,6 @@ def _check_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise LRTError("the redundancy plot needs matplotlib: pip install matplotlib") from None
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _row(result: dict, gran: str, p: float) -> dict | None:

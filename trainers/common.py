@@ -200,6 +200,22 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: in
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def resume(out: Path, module: nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> int:
+    """Load the newest checkpoint in `out` into module, optimizer, scheduler and the RNGs.
+
+    Returns the step to continue from (0 when there is no checkpoint yet).
+    """
+    from trainers import checkpoint as ckpt
+
+    last = ckpt.latest_checkpoint(out)
+    if last is None:
+        return 0
+    trainable, state, opt_tensors = ckpt.load_checkpoint(last)
+    module.load_state_dict(trainable)
+    ckpt.restore(last, optimizer, scheduler, state, opt_tensors)
+    return int(state["step"])
+
+
 # ------------------------------------------------------------------------------------- data order
 
 

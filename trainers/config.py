@@ -293,10 +293,9 @@ class GRPOConfig(TrainConfig):
         self.rewards = [self._reward_spec(r) for r in self.rewards]
         if not self.rewards:
             raise LRTError("rewards is empty: list at least one, e.g. rewards: [{name: correctness}]")
-        from trainers.rewards import get_reward
+        from trainers.rewards import parse_specs
 
-        for spec in self.rewards:
-            get_reward(spec.name)  # unknown names fail here, listing the known ones
+        parse_specs(self.rewards)  # unknown names (listing the known ones) and bad params fail here
         if any(s.name == "lcr1" for s in self.rewards):
             if self.extractor is None:
                 raise LRTError(

@@ -38,6 +38,7 @@ from trainers.common import (
     make_optimizer,
     make_scheduler,
     prepare_output_dir,
+    resume,
     run_main,
     step_seed,
 )
@@ -76,23 +77,24 @@ def lcr1_shaping(cfg: GRPOConfig, policy: ExplicitPolicy, ro: Rollout, golds: li
     tok = policy.lm.tokenizer
     right = rewards.lcr1_right(texts, correct)
     think_tok, valid_tok = [], []
-    for i, g in enumerate(ro.gens):
-        reasoning_ids = ro.completions[i][: g.account.reasoning_tokens]
-        if reasoning_ids and reasoning_ids[-1] == policy.close_id:
-            reasoning_ids = reasoning_ids[:-1]
+    for i in range(len(ro.gens)):
+        reasoning_ids = policy.reasoning_ids(ro, i)
         reasoning = tok.decode(reasoning_ids, skip_special_tokens=True)
         chars = extractor.valid_length(ro.prompts[i // ro.group_size], reasoning, golds[i])
         think_tok.append(len(reasoning_ids))
         if chars is None:
             valid_tok.append(None)
             continue
-        # characters -> tokens: the shortest prefix of the reasoning's tokens that covers `chars`
-        k = len(reasoning_ids)
-        for j in range(1, len(reasoning_ids) + 1):
-            if len(tok.decode(reasoning_ids[:j], skip_special_tokens=True)) >= chars:
-                k = j
-                break
-        valid_tok.append(k)
+        # characters -> tokens: the shortest prefix of the reasoning's tokens that covers `chars`. The
+        # decoded length grows with the prefix, so bisect: O(log n) decodes, not one per token.
+        lo, hi = 1, len(reasoning_ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if len(tok.decode(reasoning_ids[:mid], skip_special_tokens=True)) >= chars:
+                hi = mid
+            else:
+                lo = mid + 1
+        valid_tok.append(hi)
     bonus = rewards.lcr1_compress(right, valid_tok, think_tok)
     cuts = rewards.cut_positions(right, valid_tok, think_tok)
     for i, c in enumerate(cuts):
@@ -122,7 +124,6 @@ def main(cfg: GRPOConfig) -> None:
         from trainers.extractors import build_extractor
 
         extractor = build_extractor(cfg.extractor)
-    rewards.parse_specs(cfg.rewards)  # bad reward params fail before any rollout
 
     # ---- data: prompts within max_prompt_length
     lens = [len(lm.tokenizer.encode(t, add_special_tokens=False)) for t in lm.prefix_texts([r["problem"] for r in rows], policy.mode)]
@@ -141,14 +142,7 @@ def main(cfg: GRPOConfig) -> None:
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, total_updates)
-    start = 0
-    if cfg.resume:
-        last = ckpt.latest_checkpoint(out)
-        if last is not None:
-            state_tensors, state, opt_tensors = ckpt.load_checkpoint(last)
-            trainable.load_state_dict(state_tensors)
-            ckpt.restore(last, optimizer, scheduler, state, opt_tensors)
-            start = state["step"]
+    start = resume(out, trainable, optimizer, scheduler) if cfg.resume else 0
     model, optimizer = acc.prepare(trainable, optimizer)
     order = EpochOrder(len(rows), cfg.seed)
     decode = DecodeConfig(

@@ -79,9 +79,10 @@ class LatentPolicy:
 
     @torch.no_grad()
     def rollout(self, prompts: list[str], K: int, decode: DecodeConfig) -> Rollout:
-        batch = self.lm.encode_prompts(prompts, "latent")
-        z = self.lm.latents(batch)  # [P, N, d]: once per prompt, shared by its K samples
-        gens = self.lm.generate(prompts, replace(decode, mode="latent"), repeats=K, z=z)
+        # z is computed once per prompt inside `generate` (one pass over X fills the cache and gives H_X)
+        gens = self.lm.generate(prompts, replace(decode, mode="latent"), repeats=K)
+        z = self.lm.last_latents  # [P, N, d], shared by the prompt's K samples
+        batch = self.lm.encode_prompts(prompts, "latent")  # tokenisation only, for the log-prob passes
         comps = [_with_eos(g) for g in gens]
         return Rollout(prompts, K, batch, gens, comps, [[1] * len(c) for c in comps], z)
 
@@ -157,17 +158,19 @@ class ExplicitPolicy:
     def ref_logprobs(self, ro: Rollout) -> torch.Tensor:
         return self._sequence_logprobs(self.ref_model, ro)[0]
 
+    def reasoning_ids(self, ro: Rollout, row: int) -> list[int]:
+        """The reasoning tokens of completion `row`, without a natural closing `</think>`."""
+        reasoning = ro.completions[row][: ro.gens[row].account.reasoning_tokens]
+        return reasoning[:-1] if reasoning and reasoning[-1] == self.close_id else reasoning
+
     def cut(self, ro: Rollout, row: int, keep_reasoning: int) -> None:
         """LC-R1: replace a completion by its first `keep_reasoning` reasoning tokens + `</think>` + its answer.
 
         The whole new sequence is then trained on as the policy's (its loss mask is all ones).
         """
-        g = ro.gens[row]
         ids = ro.completions[row]
-        a = g.account
-        reasoning = ids[: a.reasoning_tokens]
-        if reasoning and reasoning[-1] == self.close_id:
-            reasoning = reasoning[:-1]
+        a = ro.gens[row].account
+        reasoning = self.reasoning_ids(ro, row)
         tail = ids[a.reasoning_tokens + a.forced_tokens :]  # the answer (+ EOS)
         if a.forced_tokens:
             # A forced close ended in "</think>\n\n"; a natural answer starts with its own blank line.

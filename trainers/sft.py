@@ -35,6 +35,7 @@ from trainers.common import (
     make_optimizer,
     make_scheduler,
     prepare_output_dir,
+    resume,
     run_main,
 )
 from trainers.config import SFTConfig, resolve_path
@@ -83,14 +84,7 @@ def main(cfg: SFTConfig) -> None:
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, max_steps)
-    start = 0
-    if cfg.resume:
-        last = ckpt.latest_checkpoint(out)
-        if last is not None:
-            trainable, state, opt_tensors = ckpt.load_checkpoint(last)
-            net.load_state_dict(trainable)
-            ckpt.restore(last, optimizer, scheduler, state, opt_tensors)
-            start = state["step"]
+    start = resume(out, net, optimizer, scheduler) if cfg.resume else 0
     model, optimizer = acc.prepare(net, optimizer)
     order = EpochOrder(len(rows), cfg.seed)
 
