@@ -16,6 +16,7 @@ Everything else (model loading, dtype, device, accelerate data parallelism, batc
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import logging
 from typing import Any
@@ -26,11 +27,12 @@ from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
 from lrt_bench import layout
-from lrt_bench.errors import LRTError
+from lrt_bench.errors import LRTError, as_bool, as_number
 from lrt_bench.generation import DecodeConfig, Generation, LatentLM
 from lrt_bench.io import METHOD_FILE
 from lrt_bench.reasoner import load_reasoner, read_reasoner_meta
 from lrt_bench.response import Response
+from lrt_bench.sampling import SAMPLING_KEYS, resolve_sampling
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +41,8 @@ LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_
 _HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs"))
 
 
-def _as_bool(name: str, v: Any) -> bool:
-    if isinstance(v, bool):
-        return v
-    s = str(v).strip().lower()
-    if s in ("1", "true", "yes"):
-        return True
-    if s in ("0", "false", "no"):
-        return False
-    raise LRTError(f"model_arg {name}={v!r} is not a boolean: use true or false")
+def _as_int(name: str, v: Any, minimum: int = 1) -> int:
+    return as_number(name, v, int, minimum)
 
 
 class LRTLM(HFLM):
@@ -57,7 +52,7 @@ class LRTLM(HFLM):
         reasoner: str | None = None,
         mode: str = "think",
         nothink_style: str = "prefill",
-        answer_allowance: int = 64,
+        answer_allowance: int | None = None,
         allowance_in_budget: bool = False,
         method: str | None = None,
         **kwargs: Any,
@@ -73,14 +68,20 @@ class LRTLM(HFLM):
         if mode == "latent" and not reasoner:
             raise LRTError("mode=latent needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
         meta = read_reasoner_meta(reasoner) if reasoner else None  # fail fast, before loading the base
+        if answer_allowance not in (None, "", "none", "None"):
+            _as_int("model_arg answer_allowance", answer_allowance)
+        as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        if "max_gen_toks" in kwargs:
+            kwargs["max_gen_toks"] = _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
         bs = kwargs.get("batch_size", 1)
         if isinstance(bs, str) and bs.startswith("auto"):
             raise LRTError("batch_size=auto is not supported by --model lrt: pass an integer batch size")
         super().__init__(pretrained=pretrained, **kwargs)
         self.mode = mode
         self.nothink_style = nothink_style
-        self.answer_allowance = int(answer_allowance)
-        self.allowance_in_budget = _as_bool("allowance_in_budget", allowance_in_budget)
+        self.answer_allowance = (None if answer_allowance in (None, "", "none", "None")
+                                 else _as_int("model_arg answer_allowance", answer_allowance))
+        self.allowance_in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
         self.reasoner_path = reasoner
         self.reasoner_meta = meta
         self.method = method or self._recorded_method(pretrained, meta)
@@ -91,20 +92,17 @@ class LRTLM(HFLM):
         self.lrt = LatentLM(self.model, self.tokenizer, net)
         self.lrt.check_mode(mode)  # e.g. a tokenizer without </think> in think/latent: say so now
         self._templated = False
+        self._used: dict[str, dict] = {}
         # validate the decode settings once, with the defaults a task would use
         self._decode_config({"max_gen_toks": self.max_gen_toks})
 
     # ----------------------------------------------------------------------------------------- config
 
     def _decode_config(self, gen_kwargs: dict[str, Any], until: list[str] | None = None) -> DecodeConfig:
+        """A request's gen_kwargs -> the DecodeConfig it runs with (sampling resolved as transformers does)."""
         kw = dict(gen_kwargs)
-        budget = int(kw.pop("max_gen_toks", self.max_gen_toks))
-        do_sample = kw.pop("do_sample", None)
-        temperature = float(kw.pop("temperature", 0.0))
-        if do_sample is False:
-            temperature = 0.0
-        top_p = float(kw.pop("top_p", 1.0))
-        top_k = int(kw.pop("top_k", 0) or 0)
+        budget = _as_int("generation kwarg max_gen_toks", kw.pop("max_gen_toks", self.max_gen_toks))
+        sampling = resolve_sampling(self.model, {k: kw.pop(k, None) for k in SAMPLING_KEYS})
         seed = kw.pop("seed", None)
         kw.pop("until", None)
         for ignored in ("max_length", "num_beams"):
@@ -112,18 +110,38 @@ class LRTLM(HFLM):
                 raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
         if kw:
             log.warning("lrt backend ignores generation kwargs %s", sorted(kw))
-        return DecodeConfig(
+        cfg = DecodeConfig(
             mode=self.mode,
             nothink_style=self.nothink_style,
             max_gen_toks=budget,
             answer_allowance=self.answer_allowance,
             allowance_in_budget=self.allowance_in_budget,
-            temperature=temperature,
-            top_p=top_p,
-            top_k=top_k,
-            seed=None if seed is None else int(seed),
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            top_k=sampling.top_k,
+            min_p=sampling.min_p,
+            seed=None if seed is None else _as_int("generation kwarg seed", seed, minimum=0),
             stop=tuple(until or ()),
+            forced_tokens=self.lrt.forced_tokens if hasattr(self, "lrt") else 0,
         )
+        self._used[repr(sorted(gen_kwargs.items()))] = {
+            "max_gen_toks": budget, "budget_rule": cfg.budget_rule, **sampling.to_dict()}
+        return cfg
+
+    def _check_context(self, cfg: DecodeConfig, longest_prompt: int) -> None:
+        """A budget the base's context cannot hold is an error, not silently truncated generations."""
+        ctx = self.lrt.max_context
+        if ctx is None:
+            return
+        most = cfg.max_gen_toks
+        if cfg.mode == "think":
+            most = cfg.max_gen_toks if cfg.allowance_in_budget else cfg.reasoning_cap + cfg.forced_tokens + cfg.answer_cap
+        if longest_prompt + most > ctx:
+            raise LRTError(
+                f"the budget max_gen_toks={cfg.max_gen_toks} in mode={cfg.mode} can generate up to {most} tokens, "
+                f"which with a {longest_prompt}-token prompt exceeds the base's context of {ctx}: lower "
+                "max_gen_toks (or set answer_allowance / allowance_in_budget=true in think mode)"
+            )
 
     def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
         self._templated = True  # lm-eval renders the chat itself: do not render it again
@@ -152,6 +170,8 @@ class LRTLM(HFLM):
             "nothink_style": self.nothink_style if self.mode == "nothink" else None,
             "answer_allowance": self.answer_allowance,
             "allowance_in_budget": self.allowance_in_budget,
+            # per distinct gen_kwargs of the run: the budget rule and the sampling settings actually used
+            "decode_settings": list(self._used.values()),
             "reasoner": self.reasoner_path,
             "num_latents": self.reasoner_meta.network.num_latents if self.reasoner_meta else 0,
             "fusion": self.reasoner_meta.network.fusion if self.reasoner_meta else None,
@@ -207,6 +227,7 @@ class LRTLM(HFLM):
             until = [u for u in until if u != eos]  # EOS is handled as a token, not as text
             cfg = self._decode_config(gen_kwargs, until)
             contexts = sorted(by_context, key=lambda c: (-len(c), c))  # long first: OOM early, less padding
+            self._check_context(cfg, self.lrt.longest_prompt(contexts, cfg))
             counts = {len(by_context[c]) for c in contexts}
             if cfg.temperature == 0:
                 k = 1  # greedy: every repeat is the same text, generate it once
@@ -244,7 +265,7 @@ class LRTLM(HFLM):
         if cfg.seed is not None:
             return cfg
         seed = int(torch.randint(0, 2**62, (1,)).item())
-        return DecodeConfig(**{**cfg.__dict__, "seed": seed})
+        return dataclasses.replace(cfg, seed=seed)
 
 
 def _account_dict(gen: Generation) -> dict[str, Any]:

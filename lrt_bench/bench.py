@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from lrt_bench.errors import LRTError
+from lrt_bench.io import check_writable_dir
 
 MODES = ("think", "nothink", "latent")
 # Targets of the Benchmarks issue, as (ratio key pattern, op, value). `{bs}` / `{hi}` / `{lo}` /
@@ -369,8 +370,9 @@ def _setup_tiny(args) -> dict:
 
     from lrt_bench.data import tiny_dir
     from lrt_bench.generation import LatentLM
+    from lrt_bench.grading import grade_math
     from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
-    from lrt_bench.tiny.task import grade, read_jsonl
+    from lrt_bench.tiny.task import read_jsonl
 
     world = Path(args.world).expanduser().resolve() if args.world else tiny_dir()
     if not (world / "world.json").is_file():
@@ -402,7 +404,7 @@ def _setup_tiny(args) -> dict:
         raise LRTError(f"--problems must be >= 1 (the world has {len(read_jsonl(world / 'data' / 'eval.jsonl'))})")
     return {
         "lm": LatentLM(base, tok, net), "prompts": [r["problem"] for r in rows],
-        "answers": [r["answer"] for r in rows], "grade": grade, "label": label,
+        "answers": [r["answer"] for r in rows], "grade": grade_math, "label": label,
         "setup": {"kind": "tiny", "world": str(world), "reasoner": reasoner, "problems": len(rows),
                   "dtype": str(dtype).replace("torch.", ""),
                   "base_params": sum(p.numel() for p in base.parameters())},
@@ -765,6 +767,16 @@ def run(args: argparse.Namespace) -> int:
         raise LRTError(f"--modes takes {', '.join(MODES)} (comma separated), got {args.modes!r}")
     if args.repeats < 1:
         raise LRTError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.device is not None:
+        try:
+            dev = torch.device(args.device)
+        except (RuntimeError, ValueError):
+            raise LRTError(f"--device {args.device!r} is not a torch device: use cpu, cuda or cuda:N") from None
+        if dev.type not in ("cpu", "cuda"):
+            raise LRTError(f"--device {args.device!r}: lrt-bench bench runs on cpu or cuda")
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise LRTError(f"--device {args.device!r}: no CUDA device is available here; use --device cpu")
+    check_writable_dir(args.out_dir, "--out-dir")
     if args.threads:
         torch.set_num_threads(args.threads)
     ctx = _setup_real(args) if args.real_size else _setup_tiny(args)

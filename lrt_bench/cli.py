@@ -65,8 +65,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lrt_bench.generation import DecodeConfig, LatentLM
+    from lrt_bench.grading import grade_math
     from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
-    from lrt_bench.tiny.task import grade, read_jsonl
+    from lrt_bench.tiny.task import read_jsonl
 
     world = Path(args.world) if args.world else default_tiny_dir()
     if not (world / "world.json").is_file():
@@ -98,7 +99,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 chunk = rows[i : i + args.batch_size]
                 gens += lm.generate([r["problem"] for r in chunk], cfg)
                 progress.advance(task, len(chunk))
-            correct = sum(grade(g.text, r["answer"]) for g, r in zip(gens, rows))
+            correct = sum(grade_math(g.text, r["answer"]) for g, r in zip(gens, rows))
             n = len(gens)
             results.append(
                 {
@@ -129,6 +130,16 @@ def cmd_compare(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- main
 
 
+def _nonneg_int(v: str) -> int:
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrt-bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -138,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = tiny_sub.add_parser("build", help="build (or reuse) the tiny world")
     b.add_argument("--out", help="output directory (default: $LRT_TINY_DIR or ~/.cache/lrt-bench/tiny)")
     b.add_argument("--quick", action="store_true", help="a smaller, faster build for tests and smoke runs")
-    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--seed", type=_nonneg_int, default=0)
     b.add_argument("--force", action="store_true", help="rebuild even if a matching world exists")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_tiny_build)

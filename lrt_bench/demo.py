@@ -6,11 +6,13 @@
 2. trains the LRT reasoner with the tiny SFT and GRPO recipes, and the ShorterBetter and LC-R1
    baselines with their tiny recipes (trainers/recipes/tiny/*.yaml);
 3. evaluates think, nothink, LRT (untrained, after SFT, after GRPO) and the baselines through the
-   `lrt` lm-eval backend on `lrt_tiny` at two budgets (the task's 512 tokens and a small one that cuts
-   the tiny base's ~25-token traces);
+   `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (8 to 512 tokens; --quick: 16 and 512);
 4. runs the redundancy analysis on the base;
 5. writes every lm-eval result, training log and plot under --out;
-6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png).
+6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
+   against budget and against generated tokens, per method);
+7. writes OUT/FINDINGS.md: each of the paper's findings, its target, ours, the paired bootstrap 95%
+   interval of each difference, met or not (`lrt_bench.findings`).
 
 --quick uses the quick world and fewer steps and problems: a smoke run of every path, whose numbers
 are not the study's.
@@ -19,6 +21,7 @@ are not the study's.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import time
@@ -42,7 +45,10 @@ class Plan:
     budgets: tuple[int, ...] = (512, SMALL_BUDGET)
 
 
-FULL = Plan(quick=False, sft_steps=None, grpo_steps=None, baseline_steps=None, eval_limit=None, redundancy_limit=100)
+# The budget sweep of the full run: from budgets that cut every trace to one that cuts none.
+SWEEP = (8, 16, 32, 64, 128, 512)
+FULL = Plan(quick=False, sft_steps=None, grpo_steps=None, baseline_steps=None, eval_limit=None, redundancy_limit=100,
+            budgets=SWEEP)
 QUICK = Plan(quick=True, sft_steps=150, grpo_steps=8, baseline_steps=4, eval_limit=24, redundancy_limit=16)
 
 
@@ -109,15 +115,20 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from lrt_bench import leaderboard
     from lrt_bench.evaluate import run_lm_eval
-    from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text
+    from lrt_bench.findings import render_findings
+    from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable_dir
+    from lrt_bench.provenance import provenance
     from lrt_bench.redundancy import run_redundancy
     from lrt_bench.tiny.build import build_tiny_world
 
     console = Console()
     plan = QUICK if args.quick else FULL
-    out = Path(args.out).expanduser()
+    out = check_writable_dir(args.out, "--out")
+    if args.world:
+        check_writable_dir(args.world, "--world")
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
+    prov = provenance()  # before anything is written: the commit is the code's, not dirtied by the outputs
 
     # 1. the world (cached), and every tiny: path pointing at it
     world = _world_dir(args)
@@ -152,12 +163,12 @@ def run_demo(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     base = str(world / "base")
     methods: dict[str, dict[str, Any]] = {
-        "think": {"pretrained": base, "mode": "think", "answer_allowance": 16},
+        "think": {"pretrained": base, "mode": "think"},
         "nothink": {"pretrained": base, "mode": "nothink"},
         "lrt-untrained": {"pretrained": base, "mode": "latent", "reasoner": untrained},
         "lrt-sft": {"pretrained": base, "mode": "latent", "reasoner": sft_dir / "reasoner"},
         "lrt": {"pretrained": base, "mode": "latent", "reasoner": grpo_dir / "reasoner"},
-        **{name: {"pretrained": d, "mode": "think", "answer_allowance": 16} for name, d in baselines.items()},
+        **{name: {"pretrained": d, "mode": "think"} for name, d in baselines.items()},
     }
     results_dir = out / "results"
     for budget in plan.budgets:
@@ -187,8 +198,14 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_bytes(out / "leaderboard.png", leaderboard.plot_png(rows))
     console.print(leaderboard.render_rich(rows, notes=notes))
     timings["total"] = time.perf_counter() - t0
-    atomic_write_json(out / "demo.json", {"quick": plan.quick, "world": str(world), "plan": plan.__dict__,
-                                          "seconds": {k: round(v, 1) for k, v in timings.items()}})
+    world_meta = json.loads((world / "world.json").read_text())
+    atomic_write_json(out / "demo.json", {
+        "quick": plan.quick, "world": str(world), "plan": plan.__dict__,
+        "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
+        "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
+    # 7. the paper's findings against their targets, with paired intervals
+    atomic_write_text(out / "FINDINGS.md", render_findings(out))
+    console.print(render_findings(out))
     console.print(f"demo done in {timings['total'] / 60:.1f} min: results, logs and plots under {out}")
     return 0
 

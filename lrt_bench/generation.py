@@ -16,7 +16,9 @@ repeated k times, so lm-eval `repeats` and GRPO groups share one prefill and one
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,47 +29,66 @@ from torch import nn
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.reasoner import ReasoningNetwork
+from lrt_bench.sampling import sample_next
 
 # Per-row decode phases.
 REASON, FORCE, ANSWER, DONE = 0, 1, 2, 3
+
+
+# With `allowance_in_budget` and no `answer_allowance`, the answer is never squeezed below this.
+DEFAULT_MIN_ANSWER = 64
 
 
 @dataclass
 class DecodeConfig:
     """How to generate. Names follow lm-eval (`max_gen_toks`, `until` -> `stop`) and HF sampling.
 
-    The budget `max_gen_toks` caps what a method generates (DESIGN §4.3):
-      think   : reasoning is cut at `max_gen_toks` tokens (or `max_gen_toks - answer_allowance` when
-                `allowance_in_budget`), then FORCED_CLOSE is appended and the answer gets at most
-                `answer_allowance` tokens. A natural `</think>` also leaves `answer_allowance` tokens.
-      nothink, latent : the answer gets at most `max_gen_toks` tokens. Latents are not tokens.
+    The budget B = `max_gen_toks` caps what a method generates, the same for every method:
+      think   : reasoning is cut at B tokens if `</think>` has not come (then FORCED_CLOSE is appended);
+                after the close, natural or forced, the answer gets up to B tokens, the allowance
+                NoThinking and latent mode get (`answer_allowance` overrides it). With
+                `allowance_in_budget`, reasoning + forced + answer stay within B: reasoning is cut at
+                B - |FORCED_CLOSE| - A and the answer gets what is left, never less than
+                A = `answer_allowance` (default DEFAULT_MIN_ANSWER).
+      nothink, latent : the answer gets at most B tokens. Latents are not tokens.
     Stop strings apply to the answer only (reasoning may contain them). EOS ends any phase.
     """
 
     mode: str = "think"
     nothink_style: str = "prefill"
     max_gen_toks: int = 512
-    answer_allowance: int = 64
+    answer_allowance: int | None = None
     allowance_in_budget: bool = False
     temperature: float = 0.0
     top_p: float = 1.0
     top_k: int = 0
+    min_p: float = 0.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
     # Benchmarks only: decode to the caps whatever the model says (random weights decide nothing).
     ignore_eos: bool = False
+    # Tokens of FORCED_CLOSE for this tokenizer; set by LatentLM (it only matters with allowance_in_budget).
+    forced_tokens: int = 0
 
     def __post_init__(self) -> None:
         layout.check_mode(self.mode, self.nothink_style)
+        for name in ("max_gen_toks", "top_k", "forced_tokens") + (("answer_allowance",) if self.answer_allowance is not None else ()):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise LRTError(f"{name} must be a whole number, got {v!r}")
+        for name in ("temperature", "top_p", "min_p"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise LRTError(f"{name} must be a finite number, got {v!r}")
         if self.max_gen_toks < 1:
             raise LRTError(f"the token budget max_gen_toks must be >= 1, got {self.max_gen_toks}")
-        if self.answer_allowance < 1:
+        if self.answer_allowance is not None and self.answer_allowance < 1:
             raise LRTError(f"answer_allowance must be >= 1, got {self.answer_allowance}")
-        if self.mode == "think" and self.allowance_in_budget and self.max_gen_toks <= self.answer_allowance:
+        if self.mode == "think" and self.allowance_in_budget and self.reasoning_cap < 1:
             raise LRTError(
-                f"with allowance_in_budget the budget ({self.max_gen_toks}) must exceed answer_allowance "
-                f"({self.answer_allowance}) to leave room for reasoning: raise max_gen_toks or lower "
-                "answer_allowance"
+                f"with allowance_in_budget the budget ({self.max_gen_toks}) must exceed the answer's minimum "
+                f"({self.min_answer}) plus the forced close ({self.forced_tokens} tokens) to leave room for "
+                "reasoning: raise max_gen_toks or lower answer_allowance"
             )
         if self.temperature < 0:
             raise LRTError(f"temperature must be >= 0 (0 = greedy), got {self.temperature}")
@@ -75,17 +96,40 @@ class DecodeConfig:
             raise LRTError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.top_k < 0:
             raise LRTError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
+        if not 0 <= self.min_p < 1:
+            raise LRTError(f"min_p must be in [0, 1), got {self.min_p}")
         self.stop = tuple(s for s in self.stop if s)
+
+    @property
+    def min_answer(self) -> int:
+        """allowance_in_budget: the fewest answer tokens a think-mode row is left."""
+        return self.answer_allowance if self.answer_allowance is not None else DEFAULT_MIN_ANSWER
 
     @property
     def reasoning_cap(self) -> int:
         if self.mode != "think":
             return 0
-        return self.max_gen_toks - (self.answer_allowance if self.allowance_in_budget else 0)
+        if self.allowance_in_budget:
+            return self.max_gen_toks - self.forced_tokens - self.min_answer
+        return self.max_gen_toks
 
     @property
     def answer_cap(self) -> int:
-        return self.answer_allowance if self.mode == "think" else self.max_gen_toks
+        """The most answer tokens any row may get (per row it can be less under allowance_in_budget)."""
+        if self.mode != "think":
+            return self.max_gen_toks
+        if self.allowance_in_budget:
+            return self.max_gen_toks - self.forced_tokens  # a row whose reasoning closes at once
+        return self.answer_allowance if self.answer_allowance is not None else self.max_gen_toks
+
+    @property
+    def budget_rule(self) -> str:
+        """What results record: how think mode's answer was capped."""
+        if self.mode != "think":
+            return "answer<=B"
+        if self.allowance_in_budget:
+            return f"reasoning+forced+answer<=B, answer>={self.min_answer}"
+        return "answer<=B" if self.answer_allowance is None else f"answer<={self.answer_allowance}"
 
 
 @dataclass
@@ -143,27 +187,6 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def sample_next(
-    logits: torch.Tensor, temperature: float, top_p: float, top_k: int, generator: torch.Generator | None
-) -> torch.Tensor:
-    """logits [B, V] -> next ids [B]. temperature 0 is greedy."""
-    if temperature == 0:
-        return logits.argmax(-1)
-    logits = logits.float() / temperature
-    if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]  # [B, 1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_logits, idx = torch.sort(logits, descending=True, dim=-1)  # [B, V]
-        probs = sorted_logits.softmax(-1)
-        # Drop a token when the mass strictly before it already reaches top_p (keeps at least one).
-        drop = probs.cumsum(-1) - probs >= top_p
-        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
-        logits = torch.full_like(logits, float("-inf")).scatter(-1, idx, sorted_logits)
-    probs = logits.softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
-
-
 def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     """log softmax(logits)[ids]: logits [B, T, V], ids [B, T] -> [B, T], in fp32.
 
@@ -219,6 +242,11 @@ class LatentLM:
         self._encode = lambda s: tokenizer.encode(s, add_special_tokens=False)
         self._suffix_ids = self._encode(layout.LATENT_SUFFIX)
         self._forced_ids = self._encode(layout.FORCED_CLOSE)
+        # Special tokens are dropped from generated text, except <think>/</think>: a tokenizer may mark
+        # them special, and the grader and the think/answer split need them kept.
+        keep = {i for t in (layout.THINK_OPEN, layout.THINK_CLOSE)
+                for i in [tokenizer.convert_tokens_to_ids(t)] if isinstance(i, int) and i != tokenizer.unk_token_id}
+        self._strip_ids = frozenset(set(tokenizer.all_special_ids) - keep)
         self.last_timings = Timings()
         self.last_latents: torch.Tensor | None = None  # z [P, N, d] of the last latent-mode `generate`
 
@@ -274,6 +302,22 @@ class LatentLM:
                         f"context of {self.max_context}: shorten the prompt"
                     )
         return self._left_pad(ids)
+
+    def _text(self, ids: Sequence[int]) -> str:
+        """Generated ids -> text: special tokens dropped, <think>/</think> kept (see __init__)."""
+        return self.tokenizer.decode([i for i in ids if i not in self._strip_ids], skip_special_tokens=False)
+
+    @property
+    def forced_tokens(self) -> int:
+        """Tokens of the s1 forced close (FORCED_CLOSE) for this tokenizer."""
+        return len(self._forced_ids)
+
+    def longest_prompt(self, prompts: Sequence[layout.Prompt], cfg: DecodeConfig) -> int:
+        """Tokens the base holds before the first generated one, for the longest of `prompts`."""
+        if not prompts:
+            return 0
+        extra = (self.reasoner.num_latents + len(self._suffix_ids)) if cfg.mode == "latent" and self.reasoner else 0
+        return max(len(self._encode(t)) for t in self.prefix_texts(prompts, cfg.mode, cfg.nothink_style)) + extra
 
     def _left_pad(self, ids: Sequence[Sequence[int]]) -> PromptBatch:
         """Token-id rows -> a left-padded PromptBatch on the base's device."""
@@ -450,7 +494,7 @@ class LatentLM:
         """
         cfg = config or DecodeConfig()
         if cfg.mode != "nothink":
-            cfg = DecodeConfig(**{**cfg.__dict__, "mode": "nothink"})
+            cfg = dataclasses.replace(cfg, mode="nothink")
         if not prefixes:
             return []
         t0 = time.perf_counter()
@@ -501,8 +545,16 @@ class LatentLM:
         close_id = layout.think_close_id(self.tokenizer, "think") if think else -1
         forced = torch.tensor(self._forced_ids, device=dev)  # [F]
         F = forced.numel()
+        if cfg.forced_tokens != F:
+            cfg = dataclasses.replace(cfg, forced_tokens=F)  # re-validates: the budget must leave room
         eos = torch.tensor([] if cfg.ignore_eos else self.eos_ids, dtype=torch.long, device=dev)
-        max_steps = (cfg.reasoning_cap + F + cfg.answer_cap) if think else cfg.answer_cap
+        in_budget = think and cfg.allowance_in_budget
+        if in_budget:
+            max_steps = cfg.max_gen_toks  # reasoning + forced + answer <= B
+        else:
+            max_steps = (cfg.reasoning_cap + F + cfg.answer_cap) if think else cfg.answer_cap
+        # Per-row answer cap: under allowance_in_budget it is what the row's reasoning left of B.
+        answer_cap = torch.full((B,), cfg.answer_cap, dtype=torch.long, device=dev)  # [B]
         gen = None
         if cfg.temperature > 0:
             gen = torch.Generator(device=dev)
@@ -526,7 +578,12 @@ class LatentLM:
 
         step = 0
         for step in range(max_steps):
-            tok = sample_next(logits, cfg.temperature, cfg.top_p, cfg.top_k, gen)  # [B]
+            # Non-finite logits (damaged weights, fp16 overflow) would make sampling die in multinomial and
+            # greedy decode garbage. The check rides on the step's one host sync below.
+            # (-inf alone is legitimate: a model may mask tokens; NaN, +inf or an all -inf row is not.)
+            bad_logits = (torch.isnan(logits).any(-1) | ~torch.isfinite(logits.max(-1).values)) & (phase != DONE)
+            logits = torch.where(bad_logits[:, None], 0.0, logits)  # [B, V]: keep multinomial alive until then
+            tok = sample_next(logits, cfg.temperature, cfg.top_p, cfg.top_k, gen, cfg.min_p)  # [B]
             forcing = phase == FORCE
             tok = torch.where(forcing, forced[forced_pos.clamp(max=F - 1)], tok)
             done = phase == DONE
@@ -548,6 +605,8 @@ class LatentLM:
             closed = reason & (tok == close_id)
             new_phase = torch.where(closed, ANSWER, new_phase)
             answer_start = torch.where(closed, step + 1, answer_start)
+            if in_budget:
+                answer_cap = torch.where(closed, cfg.max_gen_toks - n_reason, answer_cap)
             capped = reason & ~closed & (n_reason >= cfg.reasoning_cap)
             new_phase = torch.where(capped, FORCE, new_phase)
             # forcing: after the last forced token the answer starts
@@ -555,8 +614,10 @@ class LatentLM:
             forced_done = forcing & (forced_pos >= F)
             new_phase = torch.where(forced_done, ANSWER, new_phase)
             answer_start = torch.where(forced_done, step + 1, answer_start)
+            if in_budget:
+                answer_cap = torch.where(forced_done, cfg.max_gen_toks - n_reason - n_forced, answer_cap)
             # answer: the allowance / budget caps it
-            new_phase = torch.where(answer & (n_answer >= cfg.answer_cap), DONE, new_phase)
+            new_phase = torch.where(answer & (n_answer >= answer_cap), DONE, new_phase)
             lengths = lengths + 1
             if ctx_limit is not None:
                 new_phase = torch.where(lengths >= ctx_limit, DONE, new_phase)
@@ -565,7 +626,12 @@ class LatentLM:
             if cfg.stop:
                 ended = ended | self._check_stops(tokens, answer_start, step, new_phase, cfg.stop, finish)
                 new_phase = torch.where(ended, DONE, new_phase)
-            any_ended = bool(ended.any())
+            any_ended, any_bad = torch.stack([ended.any(), bad_logits.any()]).tolist()  # one host sync
+            if any_bad:
+                raise LRTError(
+                    f"the base produced non-finite logits (NaN/inf) at decode step {step}: its weights are "
+                    "damaged or the dtype overflows; check the model files, or try dtype=float32 / bfloat16"
+                )
             if any_ended:
                 for b in ended.nonzero().flatten().tolist():
                     if finish[b]:
@@ -596,7 +662,7 @@ class LatentLM:
         prompt_len = batch.lengths.tolist()
         for b in range(B):
             ids = tokens[b][keep[b]].tolist()
-            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = self._text(ids)
             if cfg.stop and finish[b] == "stop":
                 text = self._cut_at_stop(tokens[b], keep[b], answer_start[b] if think else 0, cfg.stop)
             gens.append(
@@ -629,14 +695,14 @@ class LatentLM:
             if not active[b] or finish[b] or starts[b] > step:
                 continue
             lo = max(starts[b], step + 1 - window)
-            tail = self.tokenizer.decode(tokens[b, lo : step + 1].tolist(), skip_special_tokens=True)
+            tail = self._text(tokens[b, lo : step + 1].tolist())
             if any(s in tail for s in stops):
                 hit[b] = True
                 finish[b] = "stop"
         return hit
 
     def _cut_at_stop(self, row: torch.Tensor, keep: torch.Tensor, answer_start: int, stops) -> str:
-        head = self.tokenizer.decode(row[:answer_start][keep[:answer_start]].tolist(), skip_special_tokens=True)
-        ans = self.tokenizer.decode(row[answer_start:][keep[answer_start:]].tolist(), skip_special_tokens=True)
+        head = self._text(row[:answer_start][keep[:answer_start]].tolist())
+        ans = self._text(row[answer_start:][keep[answer_start:]].tolist())
         cut = min((ans.find(s) for s in stops if s in ans), default=len(ans))
         return head + ans[:cut]

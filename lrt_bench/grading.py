@@ -8,15 +8,25 @@ Math (AMC, MATH-500, GSM8K, tiny world)
        ``\\boxed`` whose braces never close (a truncated generation) there is **no answer**;
     2. else the last anchored answer: ``answer is X``, ``answer: X``, ``answer = X``, ``#### X``; X is
        the math environment right after the anchor (``$..$``, ``\\(..\\)``, ``\\[..\\]``) or the rest
-       of the sentence;
+       of the sentence. When that sentence is prose (two plain words in a row: "Final Answer: She
+       makes 18 dollars.", "The answer is: Janet makes $18 every day.") X is what it states: its last
+       inline math or its last number, whichever comes last (18; "The largest $n$ is 34" gives 34);
     3. else the last number in the text (``-1,234.5`` style), unless that number sits inside a LaTeX
        construct (a neighbouring ``{ } ^ _ /``, a letter or a backslash), in which case there is no
        answer rather than a guess (so ``x = \\frac{1}{2}`` does not yield ``2``).
 
-    The answer is lightly cleaned (``**bold**``, a sentence-final ``.``, Unicode minus, a trailing
-    plain-word unit as in ``18 dollars`` or ``\\text{5 cm}``) and compared with the gold answer by a
-    cheap exact fast path, then by math-verify as ``verify(parse(\\boxed{gold}), parse(\\boxed{pred}))``
-    in that order (the order matters to math-verify).
+    The answer is lightly cleaned (``**bold**``, a sentence-final ``.``, Unicode minus, ``74°`` ->
+    ``74^{\\circ}``, digit groups joined: ``1\\,234`` / ``12\\,345\\,678`` / ``1 000`` -> plain digits,
+    a trailing plain-word unit as in ``18 dollars`` or ``\\text{5 cm}``) and compared with the gold
+    answer by a cheap exact fast path, then by math-verify as
+    ``verify(parse(\\boxed{gold}), parse(\\boxed{pred}))`` in that order (the order matters to
+    math-verify).
+
+    Commas: ``1,000`` and ``12,345`` (exact 3-digit groups, no space) are thousands; a comma followed
+    by a space makes a list (``32, 349`` is the pair {32, 349}, not 32349; ``1, 100`` is not 1100);
+    ``1,0`` is a pair too (no 3-digit group). A space or a LaTeX space (``\\,`` ``\\;`` ``~``) between
+    exact 3-digit groups is a thousands separator (LaTeX ignores it in math mode; math-verify alone
+    would read ``1\\,234`` as 1 + 234); a plain space only when the whole answer is that number.
 
 Multiple choice (LSAT A-E, GPQA A-D)
     ``extract_choice``: a boxed letter first (``\\boxed{B}``, ``\\boxed{(B)}``, ``\\boxed{\\text{B}}``,
@@ -25,9 +35,28 @@ Multiple choice (LSAT A-E, GPQA A-D)
     letter is standalone when it is written ``(X)`` / ``[X]``, or after ``option`` / ``choice``, or
     bare and followed by the end of the text, a line break or punctuation (``.,;:!?)``). A bare
     letter followed by a word is not an answer (the article in "A car ..."), and an option label at
-    the start of a line followed by its text ("A. 12 apples", "(B) 15") is not one either.
+    the start of a line followed by its text ("A. 12 apples", "(B) 15") is not one either. Nor is a
+    letter ruled out: after ``not``, ``can't be``, ``cannot be``, ``except``, ``rule out``,
+    ``eliminate``, ``rather than``... with the letters listed after it ("The answer is for sure D,
+    it can't be A or B" picks D, "clearly (C), not A or B" picks C). The anchor may carry an adverb
+    (``answer is for sure / clearly / definitely / probably D``).
 
-Time bounds and threads (why there is a worker process)
+Policies (where public graders differ; cases marked ``policy`` in the external conformance file,
+tests/test_external_grading.py)
+    * only the last box counts (``\\boxed{1} and \\boxed{2}`` answers 2, not the set {1, 2});
+    * lists are compared as math-verify compares them (``4, 10, -2`` equals ``10, 4, -2``);
+    * a decimal comma is not read (``1000,99`` is not 1000.99); ``%`` as math-verify reads it
+      (``50\\%`` equals 50); words such as ``percent`` / ``pct`` are units, dropped (``33.5 percent`` is
+      33.5, not 0.335); a number glued to a unit (``1,000.99m²``) is no answer;
+    * an anchor needs ``is`` / ``:`` / ``=``: in ``Answer \\( (9+1) \\)`` the last-number fallback reads 1,
+      in ``Answer $ 9 $`` it reads 9; text is never evaluated (``__import__('os')... or 0`` reads 0);
+    * multiple choice: a lower-case bare letter (``b``) is not an answer; a line that starts with a
+      letter and text ("D. it can't be A or B", "A. Because ...") is an option label, not an answer.
+      Ruling letters out (above) changed one policy case: the derived negative of "D. it can't be A
+      or B" against B was read as B (graded right) and now has no answer (graded wrong, as the source
+      says); its positive against D stays unanswered.
+
+Time bounds and threads (why there are worker processes)
     math-verify's own timeouts use ``signal.alarm``: they only work on the main thread and cannot
     interrupt a long C-level computation (``\\boxed{9^{9^{9^{9}}}}`` spends its time in big-integer
     arithmetic). They are disabled here (``parsing_timeout=None``, ``timeout_seconds=None``) and time
@@ -38,22 +67,37 @@ Time bounds and threads (why there is a worker process)
     * a fast path decides the common cases in-process in microseconds: identical answers, and plain
       numbers (integers, decimals, ``1,000`` thousands separators, ``a/b``, ``\\frac{a}{b}``) that are
       equal, or integers that differ. Everything else goes to
-    * one persistent worker process per grading process (``python -c`` + JSON lines over pipes; no
-      multiprocessing, so no re-import of ``__main__`` and no fork of a torch process). It is started
-      lazily, pays the imports once, and serves all calls; calls from several threads are serialised
-      on it with a lock. When a call exceeds its time budget, the worker is killed (SIGKILL) and a
-      fresh one is started in the background, and the call returns False. A worker that dies (e.g. a
-      C stack overflow on deeply nested input) is replaced the same way. After a ``fork`` the child
-      starts its own worker. The worker exits by itself when its parent goes away.
+    * a small pool of persistent worker processes, up to ``_POOL_SIZE`` (4) per grading process
+      (``python -c`` + JSON lines over pipes; no multiprocessing, so no re-import of ``__main__`` and
+      no fork of a torch process). Each worker serves one call at a time. A worker is started lazily,
+      only when every started one is busy (one thread grading keeps one worker), and pays the imports
+      once. When a call exceeds its time budget, its worker is killed (SIGKILL) and a fresh one is
+      started in the background, and the call returns False. A worker that dies (e.g. a C stack
+      overflow on deeply nested input) is replaced the same way. After a ``fork`` the child starts
+      its own workers. A worker exits by itself when its parent goes away.
 
-    ``timeout_s`` bounds the time one ``grade_math`` call spends extracting and verifying. Waiting for
-    a worker to *start* (about 1-2 s: once per process and after each kill) is not counted against it
-    (it is bounded separately by ``_STARTUP_TIMEOUT_S``) so that machine load at start-up never turns
-    a right answer into a wrong one. Results (including time-outs) are cached per (gold, answer,
-    timeout), so a pathological answer repeated across samples costs its time once.
+    ``timeout_s`` bounds the time one ``grade_math`` call spends extracting, **waiting for a free
+    worker** and verifying: the deadline is fixed when the call starts, so a call queued behind
+    pathological answers from other threads gives up (False, not cached) when its time is spent
+    instead of waiting for them (it waited 21 s with ``timeout_s=5`` when one worker served every
+    thread behind a lock). Waiting for a worker to *start* (about 0.5-2 s: once per worker and after
+    each kill) is not counted (it is bounded separately by ``_STARTUP_TIMEOUT_S``) so that machine
+    load at start-up never turns a right answer into a wrong one; a call with less than
+    ``_MIN_START_BUDGET_S`` left does not wait for a start-up at all. So a call returns within
+    ``timeout_s`` plus at most one start-up, and, with the pool warm, within ``timeout_s`` plus the
+    time to kill a worker.
 
-    ``_ensure_worker()`` starts the worker and waits for it (a warm-up for trainers and benchmarks).
-    If it cannot start (math-verify missing), answers that need it grade False and an error is logged.
+    ``grade_math_many(responses, gold)`` grades one document's samples: identical answers once, and
+    the ones that need math-verify side by side on the pool, so a document of four pathological
+    samples takes about one ``timeout_s`` (it took 33 s at ``timeout_s=5`` graded one by one). The
+    lm-eval tasks use it (``task_utils.process_math``). Results (including time-outs) are cached per
+    (gold, answer, timeout), so a pathological answer repeated across samples costs its time once,
+    and an answer that ran out of time is remembered as slow: ``math_equal`` (the majority vote)
+    then compares it as text only, so the vote over pathological samples adds no time-outs.
+
+    ``_ensure_worker(workers=1)`` starts that many workers and waits for them (a warm-up for trainers
+    and benchmarks). If none can start (math-verify missing), answers that need one grade False and
+    an error is logged.
 
 Aggregation
     ``pass_at_k`` is the unbiased estimator of Chen et al. (2021); ``majority_vote`` groups answers by
@@ -76,6 +120,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 from lrt_bench.errors import LRTError
@@ -85,6 +130,7 @@ __all__ = [
     "extract_math_answer",
     "grade_choice",
     "grade_math",
+    "grade_math_many",
     "last_boxed",
     "majority_vote",
     "math_equal",
@@ -99,6 +145,8 @@ _MAX_ANSWER_CHARS = 1000  # longer extracted answers are graded wrong without pa
 _STARTUP_TIMEOUT_S = 60.0  # waiting for a (re)starting worker, not counted in timeout_s
 _KILL_MARGIN_S = 0.2  # time kept back from the budget for killing and restarting the worker
 _CACHE_SIZE = 8192
+_POOL_SIZE = 4  # workers per grading process: a document's 4 samples are verified side by side
+_MIN_START_BUDGET_S = 0.25  # a call with less time left does not wait for a worker to start
 
 _THINK_CLOSE = "</think>"
 
@@ -188,7 +236,11 @@ _ANSWER_ANCHOR = re.compile(
 _MATH_ENVS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 # where an anchored answer written in prose ends: a full stop, a line break, ", because ...", "so ..."
 _SENTENCE_END = re.compile(r"\.(?=\s|$)|\n|[,;]\s+(?=[A-Za-z]{2})|\s+(?=(?:because|since|as|which|so|but)\b)")
-_LAST_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+_LAST_NUMBER = re.compile(r"-?(?:[0-9]{1,3}(?:(?:,|\\,)[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?")
+# inline math inside a sentence of prose: "$5h = 20$", "\(n\)"
+_INLINE_MATH = re.compile(r"\$([^$]+)\$|\\\((.+?)\\\)")
+# two plain words in a row, outside LaTeX commands: "She makes", "The largest" (not "x = 5", "18 dollars")
+_TWO_WORDS = re.compile(r"(?<![\\A-Za-z])[A-Za-z]{2,}\s+[A-Za-z]{2,}(?![A-Za-z])")
 
 
 def _last_match(pattern: re.Pattern, text: str) -> re.Match | None:
@@ -212,7 +264,29 @@ def _anchored_answer(text: str) -> str | None:
     m = _SENTENCE_END.search(rest)
     ans = rest[: m.start()] if m else rest
     ans = ans.strip().strip("*_").strip()
+    if _is_prose(ans):
+        return _answer_in_prose(ans) or ans
     return ans or None
+
+
+def _is_prose(sentence: str) -> bool:
+    """A sentence of words ("She makes 18 dollars") rather than an answer ("18 dollars", "x = 5")."""
+    return bool(_TWO_WORDS.search(_INLINE_MATH.sub(" ", sentence)))
+
+
+def _answer_in_prose(sentence: str) -> str | None:
+    """The answer a sentence states: its last inline math or its last number, whichever comes last.
+
+    "Final Answer: The largest $n$ is 34." states 34 (the number comes after ``$n$``);
+    "The answer is: the probability is $\\frac{1}{2}$." states ``\\frac{1}{2}``.
+    """
+    env = _last_match(_INLINE_MATH, sentence)
+    num = _last_number(sentence[env.end() :] if env else sentence)
+    if num:
+        return num
+    if env:
+        return (env.group(1) or env.group(2)).strip() or None
+    return None
 
 
 def _last_number(text: str) -> str | None:
@@ -234,10 +308,27 @@ _NUM_WITH_WORDS = re.compile(
 _TEXT_NUM_WITH_WORDS = re.compile(
     rf"^\\(?:text|textrm|mbox|mathrm)\{{\s*(-?[0-9][0-9,]*(?:\.[0-9]+)?)\s+({_UNIT_WORDS})\s*\}}$"
 )
+_LATEX_SPACE = re.compile(r"\\[,;: ]|~")
+_LATEX_SPACED_GROUPS = re.compile(r"(?<![0-9.,])[0-9]{1,3}(?:(?:\\[,;: ]|~)[0-9]{3})+(?![0-9])")
+_SPACED_NUMBER = re.compile(r"^[+-]?[0-9]{1,3}(?: [0-9]{3})+(?:\.[0-9]+)?$")
+_DEGREE_SIGN = re.compile(r"\s*\u00b0")
 _NOT_UNITS = {
     "pi", "infty", "inf", "infinity", "sqrt", "and", "or", "to", "times", "cdot",
     "sin", "cos", "tan", "cot", "sec", "csc", "log", "ln", "exp", "mod",
 }  # fmt: skip
+
+
+def _join_digit_groups(ans: str) -> str:
+    """Thousands written with a space or a LaTeX space become plain digits: ``1\\,234`` -> ``1234``.
+
+    A LaTeX space (``\\,`` ``\\;`` ``\\:`` ``\\ `` ``~``) between exact 3-digit groups is joined
+    anywhere (LaTeX ignores it in math mode; math-verify would read ``1\\,234`` as 1 + 234); a plain
+    space only when the whole answer is one such number (``1 000``), so ``x = 2 3`` stays as it is.
+    A comma followed by a space is never joined: ``32, 349`` is a list.
+    """
+    if _SPACED_NUMBER.match(ans):
+        return re.sub(r"\s+", "", ans)
+    return _LATEX_SPACED_GROUPS.sub(lambda m: _LATEX_SPACE.sub("", m.group(0)), ans)
 
 
 def _clean_answer(ans: str) -> str:
@@ -248,6 +339,8 @@ def _clean_answer(ans: str) -> str:
         ans = m.group(1).strip()
     if len(ans) > 1 and ans.endswith(".") and not ans.endswith("\\."):
         ans = ans[:-1].rstrip()
+    ans = _DEGREE_SIGN.sub(lambda _: "^{\\circ}", ans)  # math-verify does not parse "74°"
+    ans = _join_digit_groups(ans)
     for pat in (_NUM_WITH_WORDS, _TEXT_NUM_WITH_WORDS):
         m = pat.match(ans)
         if m and not (set(m.group(2).lower().split()) & _NOT_UNITS):
@@ -290,6 +383,8 @@ _KNOWN_CMDS = re.compile(r"\\[dt]?frac|\\%|\\circ")
 def _to_number(s: str):
     """(value, is_integer_literal, decorated) for a plain number, else None. Never raises."""
     s = _SPACE_RE.sub(" ", s.replace("\\!", "")).strip()
+    if ", " in s:
+        return None  # "32, 349" and "1, 100" are lists, not thousands: let math-verify decide
     s = _SPACE_NOT_BETWEEN_DIGITS.sub("", s)
     if " " in s:
         return None  # "1 2", "1\\,000": let math-verify decide
@@ -480,82 +575,183 @@ class _Worker:
                 pass
 
 
-_worker: _Worker | None = None
-_worker_lock = threading.Lock()
+class _Pool:
+    """Up to ``_POOL_SIZE`` workers of this process; each serves one call at a time.
+
+    A worker is started only when every started one is in use, so a process that grades from one
+    thread keeps one worker. ``acquire`` waits (on a condition, up to the caller's deadline) while
+    all of them are busy.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.idle: list[_Worker] = []  # started (ready or still starting) and free
+        self.live: set[_Worker] = set()  # every worker of this process, idle or in use
+
+    def _prune(self) -> None:
+        """Forget workers of another process (inherited across fork) and idle ones that died."""
+        mine = os.getpid()
+        self.live = {w for w in self.live if w.pid == mine}
+        keep = []
+        for w in self.idle:
+            if w.pid != mine:
+                continue  # the parent's: its pipes are not ours to use or close
+            if w.proc.poll() is not None:
+                w.kill()  # died while idle (killed from outside, out of memory)
+                self.live.discard(w)
+                continue
+            keep.append(w)
+        self.idle = keep
+
+    def acquire(self, deadline: float | None) -> _Worker | None:
+        """A free worker, started if the pool has room; None when ``deadline`` passes first."""
+        with self.cond:
+            while True:
+                self._prune()
+                if self.idle:
+                    return self.idle.pop()  # the last released: the most likely to be ready
+                if len(self.live) < _POOL_SIZE:
+                    worker = _Worker()
+                    self.live.add(worker)
+                    return worker
+                wait = None if deadline is None else deadline - time.monotonic()
+                if wait is not None and wait <= 0:
+                    return None
+                self.cond.wait(wait)
+
+    def release(self, worker: _Worker) -> None:
+        with self.cond:
+            if worker in self.live:
+                self.idle.append(worker)
+            self.cond.notify()
+
+    def discard(self, worker: _Worker) -> None:
+        """Kill ``worker`` and free its place (the next call that needs one starts a new one)."""
+        worker.kill()
+        with self.cond:
+            self.live.discard(worker)
+            self.cond.notify()
+
+    def replace(self, worker: _Worker) -> None:
+        """Kill ``worker`` and start its successor at once, so it warms up while callers go on."""
+        self.discard(worker)
+        with self.cond:
+            if len(self.live) >= _POOL_SIZE:
+                return
+            try:
+                successor = _Worker()
+            except Exception:
+                logger.exception("could not restart the grading worker")
+                return
+            self.live.add(successor)
+            self.idle.append(successor)
+            self.cond.notify()
+
+    def shutdown(self) -> None:
+        with self.cond:
+            workers = [w for w in self.live if w.pid == os.getpid()]
+            self.live.clear()
+            self.idle.clear()
+        for w in workers:
+            w.kill()
+
+
+_pool = _Pool()
 _cache: OrderedDict[tuple, bool] = OrderedDict()
+_slow: OrderedDict[str, None] = OrderedDict()  # answers whose verification ran out of time
 _cache_lock = threading.Lock()
 _start_failures = 0
 
 
-def _get_worker() -> _Worker:
-    """Caller holds ``_worker_lock``."""
-    global _worker
-    if _worker is not None and _worker.pid != os.getpid():
-        _worker = None  # inherited across fork: the pipes belong to the parent's worker
-    if _worker is None or _worker.proc.poll() is not None:
-        _worker = _Worker()
-    return _worker
+def _reset_after_fork() -> None:
+    """A forked child starts its own workers; the parent's lock may have been held at the fork."""
+    global _pool, _cache_lock
+    _pool = _Pool()
+    _cache_lock = threading.Lock()
 
 
-def _replace_worker(old: _Worker) -> None:
-    """Kill ``old`` and start its successor at once so it warms up while the caller goes on."""
-    global _worker
-    old.kill()
-    _worker = None
+os.register_at_fork(after_in_child=_reset_after_fork)
+atexit.register(lambda: _pool.shutdown())
+
+
+def _ensure_worker(workers: int = 1) -> bool:
+    """Start ``workers`` workers (at most the pool's size) and wait until they are ready; True when
+    they all are. For warm-ups: a trainer or benchmark pays the start-up before its first grade."""
+    taken: list[_Worker] = []
+    ok = True
     try:
-        _worker = _Worker()
-    except Exception:
-        logger.exception("could not restart the grading worker")
+        for _ in range(max(1, min(workers, _POOL_SIZE))):
+            taken.append(_pool.acquire(None))
+        for w in taken:
+            try:
+                w.wait_ready()
+            except _WorkerDied as e:
+                logger.error("%s", e)
+                ok = False
+    except Exception as e:
+        logger.error("could not start the grading worker: %s", e)
+        ok = False
+    finally:
+        for w in taken:
+            (_pool.release if w.ready else _pool.discard)(w)
+    return ok
 
 
-def _shutdown_worker() -> None:
-    global _worker
-    w = _worker
-    _worker = None
-    if w is not None and w.pid == os.getpid():
-        w.kill()
-
-
-atexit.register(_shutdown_worker)
-
-
-def _ensure_worker() -> bool:
-    """Start the worker (if needed) and wait until it is ready; True when it is. For warm-ups."""
-    with _worker_lock:
-        try:
-            _get_worker().wait_ready()
-            return True
-        except Exception as e:
-            logger.error("%s", e)
-            return False
-
-
-def _verify_in_worker(gold: str, pred: str, budget: float) -> bool | None:
-    """The verdict; False on time-out; None when no worker could answer (not cached)."""
+def _start(worker: _Worker, deadline: float) -> float | None:
+    """Wait for ``worker`` to be ready; the deadline moved by the wait (not counted), or None."""
     global _start_failures
-    with _worker_lock:
-        try:
-            worker = _get_worker()
-            worker.wait_ready()
-            _start_failures = 0
-        except Exception as e:
-            _start_failures += 1
-            if _start_failures <= 3:
-                logger.error("%s; answers that need math-verify are graded wrong", e)
-            if _worker is not None:
-                _replace_worker(_worker)
-            return None
-        try:
-            verdict = worker.ask(gold, pred, budget)
-        except _WorkerDied as e:
-            logger.warning("%s while grading; graded wrong and restarted", e)
-            _replace_worker(worker)
-            return None
-        if verdict is None:
-            logger.info("grading timed out after %.1f s; graded wrong", budget)
-            _replace_worker(worker)
-            return False
-        return verdict
+    if worker.ready:
+        return deadline
+    if deadline - time.monotonic() < _MIN_START_BUDGET_S:
+        _pool.release(worker)  # too little time left to be worth a start-up; another call uses it
+        return None
+    began = time.monotonic()
+    try:
+        worker.wait_ready()
+    except _WorkerDied as e:
+        _start_failures += 1
+        if _start_failures <= 3:
+            logger.error("%s; answers that need math-verify are graded wrong", e)
+        _pool.discard(worker)
+        return None
+    _start_failures = 0
+    return deadline + (time.monotonic() - began)
+
+
+def _verify_in_worker(gold: str, pred: str, deadline: float) -> bool | None:
+    """The verdict; False on time-out; None when there is none (no free worker before the deadline,
+    no worker could start, the worker died): not cached."""
+    try:
+        worker = _pool.acquire(deadline)
+    except Exception as e:
+        logger.error("could not start the grading worker: %s", e)
+        return None
+    if worker is None:
+        logger.info("no grading worker came free within the time budget; graded wrong")
+        return None
+    deadline = _start(worker, deadline)
+    if deadline is None:
+        return None
+    budget = deadline - time.monotonic()
+    if budget <= 0:
+        _pool.release(worker)
+        return None
+    try:
+        verdict = worker.ask(gold, pred, budget)
+    except _WorkerDied as e:
+        logger.warning("%s while grading; graded wrong and restarted", e)
+        _pool.replace(worker)
+        return None
+    except BaseException:
+        _pool.replace(worker)  # interrupted mid-request (Ctrl-C): its reply would confuse the next call
+        raise
+    if verdict is None:
+        logger.info("grading timed out after %.1f s; graded wrong", budget)
+        _remember_slow(pred)
+        _pool.replace(worker)
+        return False
+    _pool.release(worker)
+    return verdict
 
 
 def _cache_get(key):
@@ -574,6 +770,19 @@ def _cache_put(key, val: bool) -> None:
             _cache.popitem(last=False)
 
 
+def _remember_slow(answer: str) -> None:
+    with _cache_lock:
+        _slow[answer] = None
+        _slow.move_to_end(answer)
+        while len(_slow) > _CACHE_SIZE:
+            _slow.popitem(last=False)
+
+
+def _is_slow(answer: str) -> bool:
+    with _cache_lock:
+        return answer in _slow
+
+
 def _normalize_gold(gold) -> str:
     gold = str(gold).strip()
     if "\\boxed" in gold or "\\fbox" in gold:
@@ -585,24 +794,43 @@ def _normalize_gold(gold) -> str:
     return gold
 
 
-def _equivalent(gold: str, pred: str, timeout_s: float, t0: float) -> bool:
+def _decide_in_process(gold: str, pred: str, timeout_s: float) -> bool | None:
+    """The verdict without a worker (limits, fast path, cache), or None when math-verify must run."""
     if not gold or not pred or len(pred) > _MAX_ANSWER_CHARS or len(gold) > _MAX_ANSWER_CHARS:
         return False
     fast = _fast_compare(gold, pred)
     if fast is not None:
         return fast
-    key = (gold, pred, float(timeout_s))
-    cached = _cache_get(key)
-    if cached is not None:
-        return cached
-    budget = timeout_s - (time.monotonic() - t0) - _KILL_MARGIN_S
-    if budget <= 0:
+    return _cache_get((gold, pred, float(timeout_s)))
+
+
+def _verify(gold: str, pred: str, timeout_s: float, t0: float) -> bool:
+    """math-verify's verdict within ``timeout_s`` counted from ``t0`` (waits for a worker included)."""
+    try:
+        deadline = t0 + timeout_s - _KILL_MARGIN_S
+        if deadline <= time.monotonic():
+            return False
+        verdict = _verify_in_worker(gold, pred, deadline)
+        if verdict is None:
+            return False
+        _cache_put((gold, pred, float(timeout_s)), verdict)
+        return verdict
+    except Exception:
+        logger.debug("verification failed; graded wrong", exc_info=True)
         return False
-    verdict = _verify_in_worker(gold, pred, budget)
-    if verdict is None:
-        return False
-    _cache_put(key, verdict)
-    return verdict
+
+
+def _equivalent(gold: str, pred: str, timeout_s: float, t0: float) -> bool:
+    decided = _decide_in_process(gold, pred, timeout_s)
+    return decided if decided is not None else _verify(gold, pred, timeout_s, t0)
+
+
+def _extract_or_none(response) -> str | None:
+    try:
+        return extract_math_answer(response)
+    except Exception:
+        logger.debug("extraction failed; graded wrong", exc_info=True)
+        return None
 
 
 def grade_math(response: str, gold: str, timeout_s: float = 5.0) -> bool:
@@ -618,14 +846,55 @@ def grade_math(response: str, gold: str, timeout_s: float = 5.0) -> bool:
         return False
 
 
+def grade_math_many(responses, gold: str, timeout_s: float = 5.0) -> list[bool]:
+    """``grade_math`` of each response against one ``gold`` (a document's samples); never raises.
+
+    Each answer gets ``timeout_s``. The answers that need math-verify are verified side by side on
+    the pool's workers, and identical answers once, so a document whose samples are all
+    pathological takes about one ``timeout_s``, not one per sample.
+    """
+    t0 = time.monotonic()
+    answers = [_extract_or_none(r) for r in responses]
+    try:
+        g = _normalize_gold(gold)
+    except Exception:
+        return [False] * len(answers)
+    timeout_s = float(timeout_s)
+    verdicts: dict[str, bool] = {}
+    pending: list[str] = []
+    for a in dict.fromkeys(a for a in answers if a is not None):
+        decided = _decide_in_process(g, a, timeout_s)
+        if decided is None:
+            pending.append(a)
+        else:
+            verdicts[a] = decided
+    if len(pending) == 1:
+        verdicts[pending[0]] = _verify(g, pending[0], timeout_s, t0)
+    elif pending:
+        with ThreadPoolExecutor(max_workers=min(len(pending), _POOL_SIZE), thread_name_prefix="grade") as ex:
+            # each answer's clock starts when a thread takes it up
+            results = ex.map(lambda a: _verify(g, a, timeout_s, time.monotonic()), pending)
+            verdicts.update(zip(pending, results))
+    return [a is not None and verdicts.get(a, False) for a in answers]
+
+
 def math_equal(a: str | None, b: str | None, timeout_s: float = 2.0) -> bool:
-    """Whether two extracted math answers are the same (``a`` plays the gold). Never raises."""
+    """Whether two extracted math answers are the same (``a`` plays the gold). Never raises.
+
+    An answer whose verification once ran out of time is equal only to itself (as text): a
+    majority vote over pathological answers then costs no further time-outs.
+    """
     t0 = time.monotonic()
     try:
         if a is None or b is None:
             return False
-        a, b = _clean_answer(str(a)), _clean_answer(str(b))
-        return _equivalent(_normalize_gold(a), b, float(timeout_s), t0)
+        g, b = _normalize_gold(_clean_answer(str(a))), _clean_answer(str(b))
+        decided = _decide_in_process(g, b, float(timeout_s))
+        if decided is not None:
+            return decided
+        if _is_slow(g) or _is_slow(b):
+            return False
+        return _verify(g, b, float(timeout_s), t0)
     except Exception:
         logger.debug("math_equal failed", exc_info=True)
         return False
@@ -657,6 +926,8 @@ _BOXED_LETTER = re.compile(r"^[\(\[]?\s*([A-Za-z])\s*[\)\]]?(?:$|[.:)]\s|\s)")
 _MC_ANCHOR = re.compile(
     r"(?i:\b(?:final\s+)?answer\b|\bcorrect\s+(?:answer|option|choice)\b)"
     r"(?i:\s*(?:is|would\s+be|should\s+be|will\s+be|must\s+be))?"
+    r"(?i:,?\s+(?:for\s+sure|clearly|definitely|certainly|surely|obviously|undoubtedly|indeed"
+    r"|most\s+likely|likely|probably|therefore|thus),?)?"
     r"\s*[:=\-]?\s*"
     r"(?i:(?:option|choice)\s+)?"
     r"[*_]*\s*[\(\[]?\s*([A-Z])\s*[\)\]]?[*_]*"
@@ -665,6 +936,13 @@ _MC_ANCHOR = re.compile(
 _MC_PAREN = re.compile(r"[\(\[]\s*([A-Z])\s*[\)\]]")
 _MC_KEYWORD = re.compile(r"(?i:\b(?:option|choice)\s+)([A-Z])(?![A-Za-z0-9])")
 _MC_BARE = re.compile(r"(?<![A-Za-z0-9\\])([A-Z])[*_]*(?=\s*$|[ \t]*\n|[.,;:!?)])")
+# a letter ruled out: "it can't be A or B", "not (A), (B) or (C)", "rules out option D"
+_MC_LETTER_REF = r"(?i:(?:option|choice)\s+)?[\(\[]?[A-Z][\)\]]?(?![A-Za-z0-9])"
+_MC_RULED_OUT = re.compile(
+    r"(?i:\bnot|n't(?:\s+be)?|\bcannot\s+be|\bnor|\bexcept|\bexcluding|\brules?\s+out|\bruled\s+out"
+    r"|\beliminates?|\beliminated|\brather\s+than|\binstead\s+of)\s+"
+    rf"({_MC_LETTER_REF}(?:\s*(?:,|/|(?i:or|and|nor)\b)\s*{_MC_LETTER_REF})*)"
+)
 _MC_LABEL = re.compile(r"(?m)^[ \t]*[*_]*[\(\[]?([A-Z])[\)\]]?[.):]?[*_]*[ \t]+\S")
 
 
@@ -696,16 +974,28 @@ def extract_choice(response: str, letters: str = "ABCDE") -> str | None:
         anchored = [m for m in _MC_ANCHOR.finditer(text) if m.group(1) in letters]
         if anchored:
             return anchored[-1].group(1)
-        label_starts = {m.start(1) for m in _MC_LABEL.finditer(text)}
-        best_pos, best = -1, None
-        for pat in (_MC_PAREN, _MC_KEYWORD, _MC_BARE):
-            for m in pat.finditer(text):
-                if m.group(1) in letters and m.start(1) not in label_starts and m.start(1) > best_pos:
-                    best_pos, best = m.start(1), m.group(1)
-        return best
+        return _last_standalone_letter(text, letters)
     except Exception:
         logger.debug("extract_choice failed", exc_info=True)
         return None
+
+
+def _ruled_out_spans(text: str) -> list[tuple[int, int]]:
+    """Where the text rules letters out ("not A or B"): a letter there is no answer."""
+    return [m.span(1) for m in _MC_RULED_OUT.finditer(text)]
+
+
+def _last_standalone_letter(text: str, letters: str) -> str | None:
+    """The last option letter written as an answer: not an option label, not a letter ruled out."""
+    skip = {m.start(1) for m in _MC_LABEL.finditer(text)}
+    skip.update(pos for a, b in _ruled_out_spans(text) for pos in range(a, b))
+    best_pos, best = -1, None
+    for pat in (_MC_PAREN, _MC_KEYWORD, _MC_BARE):
+        for m in pat.finditer(text):
+            pos = m.start(1)
+            if m.group(1) in letters and pos not in skip and pos > best_pos:
+                best_pos, best = pos, m.group(1)
+    return best
 
 
 def grade_choice(response: str, gold: str, letters: str = "ABCDE") -> bool:

@@ -70,3 +70,33 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     os.replace(tmp, target)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def check_writable_dir(path: str | Path, what: str = "--out", *, must_be_empty: bool = False) -> Path:
+    """Refuse an output path before any work: a file, a dir that cannot be written, or (when
+    `must_be_empty`) a non-empty dir. Creates nothing. Returns the expanded path."""
+    from lrt_bench.errors import LRTError
+
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise LRTError(f"{what} {path} is a file: pass a directory path")
+    if must_be_empty and path.is_dir() and any(path.iterdir()):
+        raise LRTError(f"{what} {path} is not empty: pass a new or empty directory")
+    parent = next((q for q in [path, *path.parents] if q.exists()), Path("."))
+    if not _can_create_in(parent):
+        raise LRTError(f"{what} {path} cannot be written ({parent} is not writable): pick another directory")
+    return path
+
+
+def _can_create_in(folder: Path) -> bool:
+    """Whether a file can be created in `folder`: tried, not guessed (os.access says yes to root even
+    where the file system refuses, e.g. /proc or a read-only mount)."""
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".lrt-write-probe-", dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(probe)
+    return True

@@ -5,10 +5,11 @@
                <chat prompt><think>\\n\\n</think>\\n\\n                                           (empty)
     latent   : <chat prompt><think>\\n  z_1..z_N  \\n</think>\\n\\n  -> answer
 
-Chat templates differ: R1-distill's generation prompt already ends with `<think>\\n`, Qwen3's does not.
-`prefix_text` strips a trailing `<think>` (with or without its newline) and appends the mode's own
-opening, so both kinds give the same layout. This module is text only; `generation.py` turns it into
-token ids and embeddings.
+Chat templates differ: R1-distill's generation prompt already ends with `<think>\\n`, Qwen3's does not
+(and with `enable_thinking=False` ends with the empty block `<think>\\n\\n</think>\\n\\n`). `prefix_text`
+strips a trailing `<think>` (with or without its newline) or that empty block and appends the mode's own
+opening, so every kind gives the same layout and the base sees exactly one think block. This module is
+text only; `generation.py` turns it into token ids and embeddings.
 """
 
 from __future__ import annotations
@@ -72,11 +73,26 @@ def render_chat(tokenizer: Any, prompt: Prompt, *, chat_template: bool = True) -
             f"tokenizer {name!r} has no chat template: use a chat model, or pass pre-rendered prompts "
             "with chat_template=False"
         )
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    # A template that ignores add_generation_prompt leaves the user's turn open: the base would continue
+    # the question instead of answering it, and every mode's layout would sit inside the user turn.
+    if rendered == tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=False):
+        name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
+        raise LRTError(
+            f"the chat template of tokenizer {name!r} adds no generation prompt (add_generation_prompt=True "
+            "renders the same text as False): use a template that opens the assistant turn, or pass "
+            "pre-rendered prompts with chat_template=False"
+        )
+    return rendered
 
 
 def strip_open(header: str) -> str:
-    """Remove a trailing `<think>` / `<think>\\n` that some templates already write."""
+    """Remove a trailing `<think>` / `<think>\\n` or empty think block that some templates already write."""
+    # Qwen3 rendered with enable_thinking=False (e.g. lm-eval's --apply_chat_template with
+    # enable_thinking=False) ends with the empty block; kept, think mode would open a second
+    # `<think>` after a closed one. The mode, not the template's flag, decides the think block.
+    if header.endswith(NOTHINK_EMPTY):
+        return header[: -len(NOTHINK_EMPTY)]
     stripped = header.rstrip("\n")
     if stripped.endswith(THINK_OPEN):
         return stripped[: -len(THINK_OPEN)]

@@ -42,6 +42,8 @@ from lrt_bench.io import atomic_write_bytes, atomic_write_text
 # Column headers of the benchmarks we ship, in the paper's order; other tasks keep their name.
 BENCHMARKS = {
     "lrt_amc23": "AMC23",
+    "lrt_amc23_r16": "AMC23 r16",  # 16 / 40 samples per problem (tasks/lrt_amc/lrt_amc23_r*.yaml)
+    "lrt_amc23_r40": "AMC23 r40",
     "lrt_amc83": "AMC83",
     "lrt_math500": "MATH-500",
     "lrt_gsm8k": "GSM8K",
@@ -564,40 +566,110 @@ def render(rows: list[Row], fmt: str = "markdown", sort: str = "avg_pass1", note
     return "\n".join(lines).rstrip() + "\n"
 
 
-def render_rich(rows: list[Row], sort: str = "avg_pass1", notes: list[str] | None = None):
-    """The leaderboard as rich renderables: one table per budget, best cells bold green, paper rows dim."""
-    from rich import box
-    from rich.console import Group
-    from rich.table import Table as RichTable
-    from rich.text import Text
+# Columns a narrow terminal gives up first, least important first; then benchmarks, right to left (the
+# averages still summarise them). model, method, source (which rows are the paper's) and avg pass@1 stay.
+_DROP_FIRST = ("seconds", "latents", "answer_tokens", "reasoning_tokens", "avg_pass4")
+# Text columns fold (wrap inside the cell) down to this width before one more column is dropped; below
+# it a model name becomes a tower of fragments. Numbers never fold and are never cut.
+_FOLD_MIN = 12
+_TEXT_COLUMNS = ("model", "method", "source")
 
+
+def render_rich(rows: list[Row], sort: str = "avg_pass1", notes: list[str] | None = None) -> RichLeaderboard:
+    """The leaderboard as a rich renderable: one table per budget, best cells bold green, paper rows dim.
+
+    The columns are chosen when it is printed, for the console's width: a narrow terminal folds model and
+    method names, and drops the least important columns (`_DROP_FIRST`, then benchmarks) naming them in a
+    note, so that every number shown is whole.
+    """
     notes = list(notes or [])
     tables = build_tables(rows, sort, notes)
-    paper = _has_paper(tables)
-    out = []
-    for t in tables:
+    return RichLeaderboard(tables, notes)
+
+
+class RichLeaderboard:
+    """Rich renderable of built tables that lays each table out for the console width it is printed at."""
+
+    def __init__(self, tables: list[Table], notes: list[str]):
+        self.tables = tables
+        self.notes = notes
+        self.paper = _has_paper(tables)
+
+    def _columns(self, t: Table) -> list[tuple[str, str]]:
+        """(key, header) of every column of `t`, left to right; the text columns first."""
+        text = [("model", "model"), ("method", "method")] + ([("source", "source")] if self.paper else [])
+        return text + [(k, h.replace(" ", "\n")) for k, h in t.columns()]
+
+    def _table(self, t: Table, shown: list[tuple[str, str]], fold: bool, cap: int | None = None):
+        from rich import box
+        from rich.table import Table as RichTable
+        from rich.text import Text
+
         rt = RichTable(title=t.title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False,
                        collapse_padding=True)
-        # no_wrap everywhere: a narrow terminal shortens every column with "…" (a column that may wrap
-        # would be squeezed to nothing first)
-        rt.add_column("model", no_wrap=True)
-        rt.add_column("method", no_wrap=True)
-        if paper:
-            rt.add_column("source", no_wrap=True)
-        for _, h in t.columns():
-            rt.add_column(h.replace(" ", "\n"), justify="right", no_wrap=True)  # numbers are never cut
+        for key, header in shown:
+            if key in _TEXT_COLUMNS:
+                rt.add_column(header, no_wrap=not fold, overflow="fold", max_width=cap)
+            else:
+                # no_wrap alone does not protect a column (rich squeezes every column as a last resort):
+                # the layout leaves room for each number at full width
+                rt.add_column(header, justify="right", no_wrap=True)
         for i, (row, vals) in enumerate(zip(t.rows, t.values)):
             cells = []
-            for key, _ in t.columns():
+            for key, _ in shown:
+                if key in _TEXT_COLUMNS:
+                    cells.append(Text(getattr(row, key)))
+                    continue
                 s = _fmt(key, vals[key])
                 style = "bold green" if i in t.best.get(key, ()) else ("dim" if vals[key].x is None else "")
                 cells.append(Text(s, style=style))
-            rt.add_row(row.model, row.method, *([row.source] if paper else []), *cells,
-                       style="italic" if row.is_paper else None)
-        out.append(rt)
-    for n in footnotes(tables, notes):
-        out.append(Text(n, style="dim"))
-    return Group(*out)
+            rt.add_row(*cells, style="italic" if row.is_paper else None)
+        return rt
+
+    def _layout(self, console, options, t: Table):
+        """(rich table, headers dropped) for `t` at options.max_width: fold text, then drop columns."""
+        from rich.measure import Measurement
+
+        width = options.max_width
+        wide = options.update_width(10**6)
+
+        def natural(rt) -> int:
+            return Measurement.get(console, wide, rt).maximum
+
+        shown = self._columns(t)
+        drop_order = [k for k in _DROP_FIRST if k in dict(shown)] + list(reversed(t.benchmarks))
+        dropped: list[str] = []
+        while True:
+            if natural(self._table(t, shown, fold=False)) <= width:
+                return self._table(t, shown, fold=False), dropped
+            # rich shrinks the widest wrappable column first, so if the text fits at _FOLD_MIN each, no
+            # text column ends narrower than that and the numbers keep their full width
+            if natural(self._table(t, shown, fold=True, cap=_FOLD_MIN)) <= width or not drop_order:
+                return self._table(t, shown, fold=True), dropped  # not drop_order: squeeze the text
+            key = drop_order.pop(0)
+            dropped += [h.replace("\n", " ") for k, h in shown if k == key]
+            shown = [c for c in shown if c[0] != key]
+
+    def __rich_console__(self, console, options):
+        from rich.text import Text
+
+        width = options.max_width
+        dropped_by_table = []
+        for t in self.tables:
+            rt, dropped = self._layout(console, options, t)
+            yield rt
+            dropped_by_table.append((t.title, dropped))
+        for n in footnotes(self.tables, self.notes):
+            yield Text(n, style="dim")
+        hint = "widen the terminal, or write every column with --markdown/--csv"
+        if len({tuple(d) for _, d in dropped_by_table}) == 1:  # the same in every table: say it once
+            if dropped_by_table and dropped_by_table[0][1]:
+                yield Text(f"not shown at {width} columns: {', '.join(dropped_by_table[0][1])} ({hint})",
+                           style="dim")
+            return
+        for title, d in dropped_by_table:
+            if d:
+                yield Text(f"not shown at {width} columns in {title}: {', '.join(d)} ({hint})", style="dim")
 
 
 def plot_png(rows: list[Row], sort: str = "avg_pass1") -> bytes:

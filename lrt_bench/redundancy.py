@@ -57,6 +57,7 @@ from typing import Any
 
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
+from lrt_bench.io import check_writable_dir
 
 GRANULARITIES = ("token", "step")
 DEFAULT_PS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -710,6 +711,7 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console()
     out = Path(args.out) if args.out else Path("runs") / "redundancy" / args.task.replace("/", "_")
+    check_writable_dir(out, "--out")  # before the work, not after it
     result = run_redundancy(
         model=args.model, task=args.task, ps=args.p, granularities=args.granularity, limit=args.limit or None,
         out=out, max_gen_toks=args.max_gen_toks, answer_toks=args.answer_toks, batch_size=args.batch_size,

@@ -25,7 +25,7 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from lrt_bench.grading import extract_choice, extract_math_answer, grade_math, majority_vote, pass_at_k
+from lrt_bench.grading import extract_choice, extract_math_answer, grade_math_many, majority_vote, pass_at_k
 from lrt_bench.response import ACCOUNT_FIELDS, account_of
 
 LETTERS = "ABCDEFGHIJ"
@@ -115,7 +115,7 @@ def process_math(doc: dict, results: Sequence[Any], gold_key: str = "answer",
     """Metrics for a math doc: math-verify grading of the final (last boxed) answer of each response."""
     responses = responses_of(results)
     gold = str(doc[gold_key])
-    correct = [grade_math(r, gold, timeout_s=timeout_s) for r in responses]
+    correct = grade_math_many(responses, gold, timeout_s=timeout_s)  # side by side: one doc ~ one timeout_s
     answers = [extract_math_answer(r) for r in responses]
     maj = _majority_correct(answers, correct) if responses else math.nan
     return _metrics(correct, maj, responses)

@@ -77,3 +77,21 @@ def data_dir() -> Path:
     if not (DATA_DIR / "math500" / "test.jsonl").is_file():
         pytest.skip(f"offline benchmark copies not found at {DATA_DIR}: set LRT_DATA_DIR")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def world_reasoner(tiny_world, tmp_path_factory):
+    """An (untrained) reasoner saved for the tiny base: enough to exercise every latent code path."""
+    import json
+
+    from transformers import AutoModelForCausalLM
+
+    from lrt_bench.reasoner import ReasoningNetwork, save_reasoner
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
+    bb = json.loads((tiny_world / "backbone" / "config.json").read_text())
+    torch.manual_seed(0)
+    net = ReasoningNetwork.for_base(base, backbone_config=bb, num_latents=4)
+    path = tmp_path_factory.mktemp("reasoner") / "r"
+    save_reasoner(net, path, base_id=str(tiny_world / "base"))
+    return path

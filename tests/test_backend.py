@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 from conftest import backbone_config
 
 from lrt_bench.errors import LRTError
@@ -41,20 +40,6 @@ def test_hook_can_be_switched_off():
                LRT_BENCH_NO_LM_EVAL_HOOK="1")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
-
-
-@pytest.fixture(scope="module")
-def world_reasoner(tiny_world, tmp_path_factory):
-    """An (untrained) reasoner saved for the tiny base: enough to exercise every latent code path."""
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
-    bb = json.loads((tiny_world / "backbone" / "config.json").read_text())
-    torch.manual_seed(0)
-    net = ReasoningNetwork.for_base(base, backbone_config=bb, num_latents=4)
-    path = tmp_path_factory.mktemp("reasoner") / "r"
-    save_reasoner(net, path, base_id=str(tiny_world / "base"))
-    return path
 
 
 def evaluate(model: str, model_args: str, tasks, limit, tiny_world, **kw):

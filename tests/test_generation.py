@@ -60,23 +60,85 @@ def test_think_prefix_matches_hf_generate(lm, tokenizer, base):
 
 
 def test_budget_forcing_exact(lm, tokenizer):
+    """The budget rule: reasoning cut at B, then the forced close, then the answer's allowance.
+
+    (allowance, in_budget) -> (B, reasoning cap, answer cap): by default the answer gets B tokens, as in
+    nothink / latent mode; answer_allowance overrides it; allowance_in_budget keeps all within B.
+    """
     forced = tokenizer.encode(layout.FORCED_CLOSE, add_special_tokens=False)
-    for in_budget in (False, True):
-        cfg = DecodeConfig(mode="think", max_gen_toks=10, answer_allowance=3, allowance_in_budget=in_budget)
+    F = len(forced)
+    cases = [(None, False, 10, 10, 10), (3, False, 10, 10, 3), (3, True, F + 10, 7, 3)]
+    for allowance, in_budget, B, cap, answer_cap in cases:
+        cfg = DecodeConfig(mode="think", max_gen_toks=B, answer_allowance=allowance, allowance_in_budget=in_budget)
         for g in lm.generate(PROMPTS, cfg):
             a = g.account
-            cap = 7 if in_budget else 10
             if a.forced_tokens == 0:  # closed naturally or hit EOS first: never on this random base
                 pytest.fail(f"expected forcing, got {a}")
             assert a.reasoning_tokens == cap
-            assert a.forced_tokens == len(forced)
-            assert g.token_ids[cap : cap + len(forced)] == forced
-            assert a.answer_tokens == len(g.token_ids) - cap - len(forced) <= 3
+            assert a.forced_tokens == F
+            assert g.token_ids[cap : cap + F] == forced
+            assert a.answer_tokens == len(g.token_ids) - cap - F <= answer_cap
             assert a.generated_tokens == len(g.token_ids)
             assert layout.FORCED_CLOSE in g.text
             assert a.allowance_in_budget is in_budget
             if in_budget:
-                assert a.generated_tokens <= 10 + len(forced)
+                assert a.generated_tokens <= B
+
+
+def test_allowance_in_budget_needs_room():
+    with pytest.raises(LRTError, match="leave room for reasoning"):
+        DecodeConfig(mode="think", max_gen_toks=100, answer_allowance=64, allowance_in_budget=True, forced_tokens=40)
+
+
+class ScriptedBase(torch.nn.Module):
+    """A test double: a base that emits a given token sequence, whatever it is fed.
+
+    Wraps a real tiny base (for its config, cache and shapes) and overwrites the logits so that the
+    n-th generated position predicts script[n]; n counts the decode steps since the last prefill.
+    """
+
+    def __init__(self, base, script: list[int]):
+        super().__init__()
+        self.inner, self.script, self.n = base, script, 0
+        self.config, self.generation_config = base.config, base.generation_config
+        self.base_model_prefix = base.base_model_prefix
+        setattr(self, base.base_model_prefix, getattr(base, base.base_model_prefix))
+
+    def get_input_embeddings(self):
+        return self.inner.get_input_embeddings()
+
+    def forward(self, input_ids=None, inputs_embeds=None, **kw):
+        out = self.inner(input_ids=input_ids, inputs_embeds=inputs_embeds, **kw)
+        width = (input_ids if input_ids is not None else inputs_embeds).shape[1]
+        self.n = 0 if width > 1 else self.n + 1  # a prefill restarts the script
+        nxt = self.script[min(self.n, len(self.script) - 1)]
+        out.logits[:, -1] = -1e4
+        out.logits[:, -1, nxt] = 1e4
+        return out
+
+
+def test_long_natural_answer_is_kept_at_default_budget(tokenizer):
+    """An R1-style run: 300 reasoning tokens, a natural </think>, a 150-token recap ending in \\boxed{}.
+
+    With the old 64-token answer cap the box was cut off (graded wrong); the default now gives the
+    answer the budget B, as nothink and latent mode get, so it is graded right at B = 512.
+    """
+    from lrt_bench.grading import grade_math
+
+    enc = lambda t: tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
+    reasoning = enc(("so 6 times 7 is 42, wait, let me verify: 7+7+7+7+7+7 = 42. " * 6)[:300])
+    box = enc(r" \boxed{42}")
+    answer = enc("To recap, six sevens add up to forty-two, as the check above confirms. " * 3)[: 150 - len(box)] + box
+    assert len(reasoning) == 300 and len(answer) == 150
+    script = reasoning + [tokenizer.convert_tokens_to_ids("</think>")] + answer + [tokenizer.eos_token_id]
+    lm = LatentLM(ScriptedBase(make_base(tokenizer), script), tokenizer)
+    g = lm.generate(["What is 6 times 7?"], DecodeConfig(mode="think", max_gen_toks=512))[0]
+    assert g.account.reasoning_tokens == 301 and g.account.forced_tokens == 0  # reasoning + </think>
+    assert g.account.answer_tokens == 150 and g.account.finish_reason == "eos"
+    assert grade_math(g.text, "42")
+    # the old rule (answer capped at 64 after a natural close) loses the box: graded wrong
+    old = lm.generate(["What is 6 times 7?"], DecodeConfig(mode="think", max_gen_toks=512, answer_allowance=64))[0]
+    assert old.account.answer_tokens == 64 and not grade_math(old.text, "42")
 
 
 def test_natural_close_opens_answer(tokenizer):
@@ -193,7 +255,7 @@ def test_tokenizer_without_think_close(base):
     raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     raw.decoder = decoders.ByteLevel()
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="!", pad_token="!")
-    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}{% if add_generation_prompt %}>{% endif %}"
     lm = LatentLM(base, tok)
     for mode in ("think", "latent"):
         with pytest.raises(LRTError, match="no single `</think>` token") as e:
@@ -214,11 +276,6 @@ def test_generation_stops_at_context(tokenizer):
     g = LatentLM(base, tokenizer).generate(["Compute 1+1."], DecodeConfig(mode="nothink", max_gen_toks=100))[0]
     assert g.account.finish_reason == "context"
     assert g.account.prompt_tokens + g.account.answer_tokens <= 80
-
-
-def test_allowance_in_budget_needs_room():
-    with pytest.raises(LRTError, match="must exceed answer_allowance"):
-        DecodeConfig(mode="think", max_gen_toks=64, answer_allowance=64, allowance_in_budget=True)
 
 
 def test_template_that_already_opens_think():

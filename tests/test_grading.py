@@ -100,6 +100,20 @@ def test_last_boxed(text, expected):
         (r"\boxed{3 \pi}", r"3 \pi"),
         ("so the total is\n#### 1,234", "1,234"),
         ("She has 18 apples left.", "18"),
+        # an answer phrase followed by a sentence: the number the sentence states
+        ("Final Answer: She makes 18 dollars.", "18"),
+        ("The answer is: Janet makes $18 every day.", "18"),
+        ("Final Answer: The largest $n$ is 34. I hope it is correct.", "34"),
+        (r"The answer is: the probability is $\frac{1}{2}$.", r"\frac{1}{2}"),
+        ("The answer is Monday and Tuesday.", "Monday and Tuesday"),  # prose without a number: as written
+        # thousands with a space or a LaTeX space; a degree sign
+        (r"\boxed{1 000}", "1000"),
+        (r"\boxed{12\,345\,678}", "12345678"),
+        (r"The answer is 10\,000.", "10000"),
+        (r"\boxed{1\,000 dollars}", "1000"),
+        (r"\boxed{32, 349}", "32, 349"),  # a list stays a list
+        (r"\boxed{x = 2 3}", "x = 2 3"),
+        (r"\boxed{74°}", r"74^{\circ}"),
         (r"so x = \frac{1}{2}", None),  # last number inside LaTeX: no guess
         ("x^2", None),
         (r"truncated \boxed{12", None),  # a box that never closes is not an answer
@@ -159,11 +173,17 @@ MATH_CASES = [
     (r"\boxed{30^{\circ}}", "30", True),
     (r"\boxed{30}", r"30^\circ", True),
     (r"\boxed{60^\circ}", "30", False),
+    (r"\boxed{74°}", r"74^\circ", True),
+    (r"\boxed{74 °}", "74", True),
+    (r"\boxed{75°}", r"74^\circ", False),
     # units and currency
     (r"\boxed{5 \text{ cm}}", "5", True),
     (r"\boxed{\$ 18}", "18", True),
     (r"\boxed{18 dollars}", "18", True),
     ("The answer is 18 dollars.", "18", True),
+    ("Final Answer: She makes 18 dollars.", "18", True),
+    ("The answer is: Janet makes $18 every day.", "18", True),
+    ("The answer is: Janet makes $19 every day.", "18", False),
     (r"\boxed{\$18.00}", "18", True),
     (r"\boxed{19 dollars}", "18", False),
     (r"\boxed{5 \text{ cm}}", "6", False),
@@ -179,6 +199,17 @@ MATH_CASES = [
     (r"\boxed{1,000,000}", "1000000", True),
     (r"\boxed{1000}", "1,000", True),
     (r"\boxed{100}", "1000", False),
+    (r"\boxed{1,100}", "1100", True),
+    (r"\boxed{1 000}", "1000", True),  # a space between digit groups (LaTeX ignores it)
+    (r"\boxed{1\,234}", "1234", True),  # a thin space; math-verify alone reads 1 + 234
+    (r"\boxed{12\,345\,678}", "12345678", True),
+    (r"\boxed{1\,234.5}", "1234.5", True),
+    (r"\boxed{10\,000}", "10000", True),
+    (r"\boxed{10\,000}", "1000", False),
+    # a comma and a space make a list, not thousands
+    (r"\boxed{32, 349}", "32349", False),
+    (r"\boxed{1, 100}", "1100", False),
+    (r"\boxed{1, 100}", "1, 100", True),
     # negatives
     (r"\boxed{-3}", "-3", True),
     ("\\boxed{\u22123}", "-3", True),
@@ -347,22 +378,78 @@ def test_many_threads_at_once():
     assert out == [c[2] for c in cases]
 
 
+def tower(base: int) -> str:
+    """A pathological answer: math-verify spends its time in big-integer arithmetic."""
+    return rf"\boxed{{{base}^{{{base}^{{{base}^{{{base}}}}}}}}}"
+
+
+# What a call may take beyond timeout_s: killing the worker that ran out of time (a SIGKILL and a
+# wait) and thread scheduling on a loaded machine. Worker start-ups are not counted (warm pool).
+THREAD_MARGIN_S = 0.75
+
+
+def test_threads_waiting_behind_pathological_answers_keep_their_bound():
+    """More threads than workers, each with a pathological answer: the wait for a worker counts."""
+    assert grading._ensure_worker(workers=grading._POOL_SIZE)
+    timeout = 1.0
+    n = grading._POOL_SIZE + 2  # two calls find every worker busy
+    took: list = [None] * n
+    verdicts: list = [None] * n
+
+    def run(j):
+        t0 = time.monotonic()
+        verdicts[j] = grade_math(tower(9 - j), "2", timeout_s=timeout)
+        took[j] = time.monotonic() - t0
+
+    threads = [threading.Thread(target=run, args=(j,)) for j in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(timeout=30)
+    assert verdicts == [False] * n
+    assert max(took) < timeout + THREAD_MARGIN_S, [round(t, 2) for t in took]
+
+
+def test_document_with_four_pathological_samples_takes_one_timeout():
+    from lrt_bench import task_utils
+
+    assert grading._ensure_worker(workers=grading._POOL_SIZE)
+    timeout = 1.0
+    t0 = time.monotonic()
+    m = task_utils.process_math({"problem": "", "answer": "1"}, [[tower(b) for b in (9, 8, 7, 6)]], timeout_s=timeout)
+    took = time.monotonic() - t0
+    assert (m["pass@1"], m["maj@4"]) == (0.0, 0.0)
+    assert took < timeout + THREAD_MARGIN_S, f"{took:.2f} s"  # grading side by side, and no vote time-outs
+
+
+def test_grade_math_many_agrees_with_grade_math(warm):
+    responses = [r"\boxed{\frac{2}{4}}", r"\boxed{0.5}", r"\boxed{\sqrt{3}}", "no answer", None,
+                 r"\boxed{\frac{2}{4}}", tower(9), r"\boxed{1/2}"]
+    many = grading.grade_math_many(responses, r"\frac12", timeout_s=1.0)
+    grading._cache.clear()
+    assert many == [grade_math(r, r"\frac12", timeout_s=1.0) for r in responses]
+    assert many == [True, True, False, False, False, True, False, True]
+
+
 def test_worker_killed_from_outside_is_replaced(warm):
-    os.kill(grading._worker.proc.pid, signal.SIGKILL)
-    grading._worker.proc.wait(timeout=5)
+    for w in list(grading._pool.idle):
+        os.kill(w.proc.pid, signal.SIGKILL)
+        w.proc.wait(timeout=5)
     assert grade_math(r"\boxed{\sqrt{9}}", "3") is True
 
 
 def test_forked_child_does_not_reuse_parent_worker(warm):
-    parent = grading._worker
-    parent.pid = -1  # what a forked child sees: the worker belongs to another process
+    parents = list(grading._pool.idle)
+    for w in parents:
+        w.pid = -1  # what a forked child sees: the workers belong to another process
     try:
         assert grade_math(r"\boxed{\sqrt{16}}", "4") is True
-        assert grading._worker is not parent
-        assert parent.proc.poll() is None  # the "parent's" worker was left alone
+        assert not set(parents) & (set(grading._pool.idle) | grading._pool.live)
+        assert all(w.proc.poll() is None for w in parents)  # the "parent's" workers were left alone
     finally:
-        parent.pid = os.getpid()
-        parent.kill()
+        for w in parents:
+            w.pid = os.getpid()
+            w.kill()
 
 
 def test_throughput_simple_numeric(warm):
@@ -409,6 +496,7 @@ def test_fast_path_defers_when_unsure():
     assert grading._fast_compare(r"\frac13", "0.333333") is None  # math-verify rounds
     assert grading._fast_compare("7", "8") is False
     assert grading._fast_compare("1,000", "1000") is True
+    assert grading._fast_compare("32349", "32, 349") is None  # a list: math-verify reads it as one
 
 
 def test_math_equal():
@@ -492,6 +580,12 @@ CHOICE_CASES = [
     ("The answer is (E)", "ABCD", None),
     (r"\boxed{E}", "ABCD", None),
     ("The answer is (E). Hmm, no: (C)", "ABCD", "C"),
+    # a letter ruled out after the chosen one is not the answer
+    ("The answer is for sure D, it can't be A or B", "ABCD", "D"),
+    ("The answer is clearly (C), not A or B.", "ABCDE", "C"),
+    ("I pick D; it cannot be (A), (B) or (C).", "ABCD", "D"),
+    ("It is C. We can rule out option B.", "ABCDE", "C"),
+    ("Not A. Not B either. So B?", "ABCDE", "B"),  # a letter after its own sentence still counts
     ("", "ABCD", None),
     ("x" * 200_000, "ABCDE", None),
 ]

@@ -11,6 +11,7 @@ import argparse
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -320,6 +321,47 @@ def test_plot_png():
 
 
 # --------------------------------------------------------------------------------------------- CLI
+
+
+def _terminal(rows, width: int) -> str:
+    from rich.console import Console
+
+    con = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    con.print(lb.render_rich(rows))
+    return con.export_text()
+
+
+@pytest.mark.parametrize("width", [80, 60])
+def test_narrow_terminal_keeps_numbers_whole(width):
+    """Numbers are never cut ("25…"): a narrow terminal folds names and drops columns, and says which."""
+    rows = lb.load_results([RUNS]) + lb.paper_rows()
+    out = _terminal(rows, width)
+    assert "…" not in out
+    assert max(len(ln) for ln in out.splitlines()) <= width
+    lines = out.splitlines()
+    note = next(i for i, ln in enumerate(lines) if ln.startswith(f"not shown at {width} columns"))
+    note_text = re.sub(r"\s+", " ", " ".join(lines[note:]))  # the notes come last; a long one wraps
+    tables = lb.build_tables(rows)
+    dropped_any = False
+    for t in tables:
+        # the note names this table's dropped columns (once for all tables when they agree)
+        per_table = re.search(rf"in {re.escape(t.title)}: (.*?) \(widen", note_text)
+        names = (per_table or re.search(r"columns: (.*?) \(widen", note_text)).group(1).split(", ")
+        headers = {h: k for k, h in t.columns()}
+        assert set(names) <= set(headers), names
+        dropped_any |= bool(names)
+        shown = [k for k, h in t.columns() if h not in names]
+        assert "avg_pass1" in shown and t.benchmarks[0] in shown  # the least important go first
+        assert "seconds" not in shown and "latents" not in shown
+        for row, vals in zip(t.rows, t.values):
+            # the row's shown numbers, whole, side by side and last on its line: so no dropped column is
+            # printed after all and no shown one is missing
+            cells = r"\s+".join(re.escape(lb._fmt(k, vals[k])) for k in shown)
+            method = re.escape(row.method.split()[0][:8])  # a folded name keeps that much on its first line
+            assert re.search(rf"(?m)^.*\s{method}.*?\s{cells}\s*$", out), (row.name, cells)
+    assert dropped_any
+    wide = _terminal(rows, 200)  # a wide terminal shows everything and says nothing
+    assert "not shown" not in wide and "s/sample" in wide and "…" not in wide
 
 
 def test_cli_writes_every_output(tmp_path, capsys, monkeypatch):

@@ -36,6 +36,8 @@ CHOICE_TASKS = {"lrt_lsat_ar", "lrt_lsat_lr", "lrt_lsat_rc", "lrt_gpqa"}
 SUITE = ["lrt_amc23", "lrt_math500", "lrt_gsm8k", "lrt_lsat_ar", "lrt_gpqa"]
 LSAT = ["lrt_lsat_ar", "lrt_lsat_lr", "lrt_lsat_rc"]
 METRICS = ["pass@1", "pass@4", "maj@4", *ACCOUNT_FIELDS]
+# Variants with more samples per problem: task -> repeats (tasks/lrt_amc/lrt_amc23_r*.yaml).
+REPEAT_VARIANTS = {"lrt_amc23_r16": 16, "lrt_amc23_r40": 40}
 
 TINY_ROWS = [
     {"id": "eval-000000", "problem": "Compute 12+5.", "answer": "17", "steps": 1, "reasoning": "12+5=17\n"},
@@ -90,6 +92,7 @@ def test_every_yaml_is_indexed(tm):
     names = {n for n in tm.all_tasks if n.startswith("lrt_")}
     expected = {f"{t}{_suffix(b)}" for t in BASE_TASKS for b in BUDGETS}
     expected |= {f"{g}{_suffix(b)}" for g in ("lrt_suite", "lrt_lsat") for b in BUDGETS}
+    expected |= set(REPEAT_VARIANTS)
     assert names == expected
     yamls = [p for p in TASKS_DIR.rglob("*.yaml") if p.name != "_lrt_defaults.yaml"]
     assert len(yamls) == len(expected)
@@ -124,6 +127,28 @@ def test_every_task_loads_with_its_settings(tm, budget):
         assert (cfg.process_results, cfg.doc_to_text) == kind, name
         doc = task.eval_docs[0]
         assert isinstance(task.doc_to_text(doc), str) and task.doc_to_target(doc) == doc["answer"]
+
+
+@needs_data
+@pytest.mark.parametrize("name", sorted(REPEAT_VARIANTS))
+def test_amc_repeat_variants_keep_every_sample(tm, name):
+    """lrt_amc23 with n samples per problem: all n reach process_results, and pass@1 is their mean."""
+    n = REPEAT_VARIANTS[name]
+    task = tm.load([name])["tasks"][name]
+    plain = tm.load(["lrt_amc23"])["tasks"]["lrt_amc23"]
+    cfg = task.config
+    assert cfg.repeats == n and len(task.eval_docs) == 40
+    assert cfg.filter_list == [{"name": "none", "filter": [{"function": "take_first_k", "k": n}]}]
+    # everything else is lrt_amc23's: prompt, budget, sampling, metrics
+    assert cfg.generation_kwargs == plain.config.generation_kwargs
+    assert [m["metric"] for m in cfg.metric_list] == METRICS
+    doc = task.eval_docs[0]
+    assert task.doc_to_text(doc) == plain.doc_to_text(doc)
+    # 3 right of n: pass@1 = 3/n, a finer step than 1/4
+    right, wrong = f"\\boxed{{{doc['answer']}}}", "\\boxed{-1}"
+    got = task.process_results(doc, [[right] * 3 + [wrong] * (n - 3)])
+    assert got["pass@1"] == pytest.approx(3 / n)
+    assert got["pass@4"] == pytest.approx(1 - math.comb(n - 3, 4) / math.comb(n, 4))
 
 
 @needs_data

@@ -8,8 +8,10 @@ import time
 import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
+from lrt_bench.errors import LRTError
+from lrt_bench.grading import grade_math, last_boxed
 from lrt_bench.tiny.build import NOTHINK_PREFILL, build_tiny_world, code_version, recipe_for
-from lrt_bench.tiny.task import Ranges, assistant_target, grade, last_boxed, make_problems, read_jsonl
+from lrt_bench.tiny.task import Ranges, assistant_target, make_problems, read_jsonl
 from lrt_bench.tiny.tokenizer import build_tokenizer
 
 FORCED_CLOSE = (
@@ -135,19 +137,22 @@ def test_assistant_target():
     "text,answer,ok",
     [
         ("1+2=3\n</think>\n\n\\boxed{3}", "3", True),
-        ("\\boxed{3}", "3", True),
+        (assistant_target({"reasoning": "12+5=17\nAnswer: 17\n", "answer": "17"}), "17", True),  # a target
+        (assistant_target({"reasoning": "12+5=17\nAnswer: 17\n", "answer": "17"}), "18", False),
         ("\\boxed{ 042 }", "42", True),
         ("\\boxed{4}</think>\\boxed{5}", "4", False),  # only after the last </think>
         ("\\boxed{4} then \\boxed{5}", "5", True),  # last boxed wins
-        ("\\boxed{5", "5", False),
-        ("no box 5", "5", False),
+        ("\\boxed{5", "5", False),  # a box that never closes is no answer
         ("\\boxed{five}", "5", False),
-        ("\\boxed{\\frac{1}{2}}", "5", False),
-        ("", "5", False),
+        # the tiny world's old grader disagreed with grade_math on these; grade_math's rules hold
+        ("The answer is 5", "5", True),  # an anchored answer counts without a box
+        ("\\boxed{5.0}", "5", True),  # the same number
+        ("\\boxed{1,0}", "10", False),  # a pair, not ten
     ],
 )
 def test_grade(text, answer, ok):
-    assert grade(text, answer) is ok
+    """The tiny world is graded by grade_math: its targets are right, its edge cases follow grade_math."""
+    assert grade_math(text, answer) is ok
 
 
 def test_last_boxed_nested():
@@ -222,7 +227,7 @@ def test_quick_world_cache(quick_world):
 
 def test_refuses_foreign_directory(tmp_path):
     (tmp_path / "keep.txt").write_text("not a world")
-    with pytest.raises(FileExistsError):
+    with pytest.raises(LRTError, match="is not a tiny world"):
         build_tiny_world(tmp_path, quick=True, progress=False)
     assert (tmp_path / "keep.txt").exists()
 

@@ -524,7 +524,8 @@ def test_resume_log_reads_as_one_run(world, tmp_path):
     over = {**SFT_SMALL, "max_steps": 3}
     _run("sft", SFT_RECIPE, world, **over, output_dir=str(out))
     first = _reasoner(out)
-    shutil.rmtree(out / "reasoner")  # as if killed before any checkpoint
+    shutil.rmtree(out / "reasoner")  # as if killed before any checkpoint (the summary is written last)
+    (out / "train_summary.json").unlink()
     with open(out / "log.jsonl", "a") as f:
         f.write('{"step": 4, "lo')
     _run("sft", SFT_RECIPE, world, **over, output_dir=str(out), resume=True)
@@ -535,6 +536,7 @@ def test_resume_log_reads_as_one_run(world, tmp_path):
     over = {**over, "save_steps": 1}
     _run("sft", SFT_RECIPE, world, **over, output_dir=str(out2))
     shutil.rmtree(out2 / "reasoner")
+    (out2 / "train_summary.json").unlink()
     with open(out2 / "log.jsonl", "a") as f:
         f.write('{"step": 4, "lo')
     _run("sft", SFT_RECIPE, world, **over, output_dir=str(out2), resume=True)  # from checkpoint 2

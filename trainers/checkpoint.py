@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from lrt_bench.errors import LRTError
 from lrt_bench.io import atomic_dir
+from lrt_bench.reasoner import load_safetensors
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -138,19 +139,22 @@ def _json_default(o: Any) -> Any:
 
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     """-> (trainable tensors, state.json, optimizer tensors). RNG is restored by `restore_rng`."""
+    hint = "delete it to resume from the one before"
     try:
-        trainable = load_file(str(path / "trainable.safetensors"))
-        opt_tensors = load_file(str(path / "optimizer.safetensors"))
+        trainable = load_safetensors(path / "trainable.safetensors", "checkpoint file", hint)
+        opt_tensors = load_safetensors(path / "optimizer.safetensors", "checkpoint file", hint)
+        load_safetensors(path / "rng.safetensors", "checkpoint file", hint)  # read again by `restore`
         state = json.loads((path / "state.json").read_text())
     except (OSError, ValueError) as e:
-        raise LRTError(f"checkpoint {path} is unreadable ({e}): delete it to resume from the one before") from None
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise LRTError(f"checkpoint {path} is unreadable ({first}): {hint}") from None
     return trainable, state, opt_tensors
 
 
 def restore(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, state: dict, opt_tensors: dict) -> None:
     optimizer.load_state_dict(_unflatten_optimizer(opt_tensors, state["optimizer"]))
     scheduler.load_state_dict(state["scheduler"])
-    rng = load_file(str(path / "rng.safetensors"))
+    rng = load_safetensors(path / "rng.safetensors", "checkpoint file")
     torch.set_rng_state(rng["torch_cpu"])
     if torch.cuda.is_available():
         cuda = [rng[k] for k in sorted(rng) if k.startswith("torch_cuda_")]

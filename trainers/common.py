@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from lrt_bench.errors import LRTError
-from lrt_bench.io import atomic_write_json
+from lrt_bench.io import atomic_write_json, check_writable_dir
 from trainers.config import TrainConfig, parse_overrides, resolve_path
 
 # ----------------------------------------------------------------------------------- command line
@@ -37,38 +38,143 @@ def parse_cli(cls: type[TrainConfig], argv: list[str] | None, prog: str) -> Trai
 
 
 def run_main(main, cls: type[TrainConfig], prog: str, argv: list[str] | None = None) -> int:
-    """Run a trainer; an LRTError prints one line and exits 2 (no traceback for bad input)."""
+    """Run a trainer; an LRTError prints one line and exits 2 (no traceback for bad input).
+
+    A fresh run that fails before its first checkpoint leaves no output directory behind (so the
+    same command can be rerun as it was); one that fails later keeps its checkpoints for --resume.
+    """
+    cfg = None
+    created = False
     try:
         cfg = parse_cli(cls, argv, prog)
+        out = Path(cfg.output_dir).expanduser()
+        # this run makes the dir: it is new, empty, or replaced (--overwrite)
+        created = not cfg.resume and (not out.exists() or cfg.overwrite or (out.is_dir() and not any(out.iterdir())))
         main(cfg)
+    except RunComplete as e:
+        print(f"{prog}: {e}", file=sys.stderr)
+        return 0
     except LRTError as e:
-        print(f"{prog}: error: {e}", file=sys.stderr)
+        print(f"{prog}: error: {e}{_cleanup(cfg, created)}", file=sys.stderr)
         return 2
+    except BaseException:
+        note = _cleanup(cfg, created)
+        if note:
+            print(f"{prog}:{note}", file=sys.stderr)
+        raise
     return 0
+
+
+def _cleanup(cfg: TrainConfig | None, created: bool) -> str:
+    """After a failure: remove an output dir this run created that holds no checkpoint; say what was kept."""
+    from trainers import checkpoint as ckpt
+
+    if cfg is None or not created or os.environ.get("RANK", "0") not in ("", "0"):
+        return ""
+    out = Path(cfg.output_dir).expanduser()
+    if not out.is_dir():
+        return ""
+    if ckpt.latest_checkpoint(out) is not None:
+        return f" (its checkpoints are kept in {out}: add --resume to continue the run)"
+    shutil.rmtree(out, ignore_errors=True)
+    return ""
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """What can be checked before any output exists: the base and reasoner paths, the output dir."""
+    name = resolve_path(cfg.base)
+    # A hub id is "name" or "org/name"; anything else that is not a directory is a mistyped path.
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+    if looks_local and not Path(name).expanduser().is_dir():
+        raise LRTError(f"base {name!r} is not a directory: pass an existing model directory or a hub id (org/name)")
+    if cfg.reasoner:
+        from lrt_bench.reasoner import verify_reasoner
+
+        verify_reasoner(resolve_path(cfg.reasoner))
+    check_writable_dir(cfg.output_dir, "output_dir")
 
 
 # ------------------------------------------------------------------------------------- output dir
 
 
+class RunComplete(Exception):
+    """--resume found a finished run: nothing to do (exit 0)."""
+
+
 def prepare_output_dir(cfg: TrainConfig, is_main: bool) -> Path:
-    """Refuse to clobber a run unless --overwrite; with --resume the dir must already exist."""
+    """Refuse to clobber a run unless --overwrite; with --resume the dir must hold that same run.
+
+    Only the main process checks and writes (the others wait at the caller's barrier), so a later rank
+    never finds rank 0's fresh directory and takes it for an old run.
+    """
     out = Path(cfg.output_dir).expanduser()
+    if not is_main:
+        return out
     exists = out.exists() and any(out.iterdir())
     if cfg.resume:
         if not exists:
             raise LRTError(f"--resume: {out} does not exist or is empty; drop --resume to start a new run")
+        check_resume(cfg, out)
+        _remove_stale_temps(out)
     elif exists:
         if not cfg.overwrite:
             raise LRTError(
                 f"output_dir {out} already exists: pass --resume to continue that run, --overwrite to "
                 "replace it, or another --output_dir"
             )
-        if is_main:
-            shutil.rmtree(out)
-    if is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "config.json", cfg.to_dict())  # only after a resume has been checked
     return out
+
+
+def check_resume(cfg: TrainConfig, out: Path) -> None:
+    """--resume continues the run in `out` as configured: every key that alters training must match.
+
+    Raises RunComplete when the run has already written its final output.
+    """
+    import json
+
+    from trainers import checkpoint as ckpt
+
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        raise LRTError(f"--resume: {out}/config.json is missing or unreadable, so the run cannot be checked; "
+                       "start a new run (--overwrite or another --output_dir)") from None
+    mine = _canon(cfg.to_dict())
+    changed = sorted(k for k in set(saved) | set(mine) if k not in cfg.RESUMABLE_KEYS and saved.get(k) != mine.get(k))
+    if changed:
+        diff = ", ".join(f"{k} {saved.get(k)!r} -> {mine.get(k)!r}" for k in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        raise LRTError(
+            f"--resume would change what the run in {out} trains ({diff}{more}): resume with the run's own "
+            f"settings (only {', '.join(cfg.RESUMABLE_KEYS[2:])} may change), or start a new run"
+        )
+    if (out / "train_summary.json").is_file():
+        raise RunComplete(f"the run in {out} is complete (its final output is written): nothing to resume. To "
+                          "train further, start a new run from its result (e.g. --reasoner <run>/reasoner)")
+    last = ckpt.latest_checkpoint(out)
+    if last is not None:
+        step = int(json.loads((last / "state.json").read_text()).get("step", 0))
+        if cfg.max_steps < step:
+            raise LRTError(f"--resume: max_steps {cfg.max_steps} is below the checkpoint's step {step}: "
+                           "max_steps may only be extended")
+
+
+def _canon(v: Any) -> Any:
+    """Config values as they read back from config.json (tuples as lists, dataclasses as dicts)."""
+    import dataclasses
+    import json
+
+    return json.loads(json.dumps(v, default=lambda o: dataclasses.asdict(o) if dataclasses.is_dataclass(o) else str(o)))
+
+
+def _remove_stale_temps(out: Path) -> None:
+    """Temp dirs of a save killed mid-write (`atomic_dir` names them .NAME.XXXX.tmp / .NAME.old-PID)."""
+    for p in out.glob(".*"):
+        if p.is_dir() and (p.name.endswith(".tmp") or ".old-" in p.name):
+            shutil.rmtree(p, ignore_errors=True)
 
 
 # ----------------------------------------------------------------------------------------- device
@@ -113,7 +219,7 @@ def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False
             name, revision=cfg.base_revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
             use_safetensors=True,
         )
-    except OSError as e:
+    except (OSError, ValueError, SafetensorError) as e:  # missing files, bad config, damaged weights
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise LRTError(f"cannot load the base {name!r}: {first}. Pass a hub id or a model directory") from None
     base.to(device)
@@ -131,7 +237,8 @@ def build_reasoner(cfg: TrainConfig, base: nn.Module):
     if cfg.reasoner:
         net, meta = load_reasoner(resolve_path(cfg.reasoner), base)
         return net
-    kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "backbone": cfg.backbone}
+    kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "backbone": cfg.backbone,
+                              "trust_remote_code": cfg.trust_remote_code}
     if cfg.backbone_config:
         path = Path(resolve_path(cfg.backbone_config))
         if not path.is_file():

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,18 +116,46 @@ class TrainConfig:
                      "logging_steps"):
             if getattr(self, name) < 1:
                 raise LRTError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise LRTError(f"{f.name} must be a finite number, got {v}")
         if self.learning_rate <= 0:
             raise LRTError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if self.weight_decay < 0:
+            raise LRTError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise LRTError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.max_grad_norm < 0:
+            raise LRTError(f"max_grad_norm must be >= 0 (0 = no clipping), got {self.max_grad_norm}")
+        if self.max_samples < 0 or self.max_prompt_length < 1 or self.torch_threads < 0 or self.seed < 0:
+            raise LRTError("max_samples and torch_threads must be >= 0, seed >= 0, max_prompt_length >= 1")
+        if self.dataset_where is not None:
+            ok = isinstance(self.dataset_where, dict) and all(isinstance(k, str) for k in self.dataset_where)
+            if not ok:
+                raise LRTError(
+                    f"dataset_where must map a field to the values to keep, e.g. '{{steps: [1, 2]}}', got "
+                    f"{self.dataset_where!r}"
+                )
         if self.warmup_steps < 0 or self.warmup_steps >= self.max_steps:
             raise LRTError(f"warmup_steps ({self.warmup_steps}) must be in [0, max_steps={self.max_steps})")
         if not 0 <= self.min_lr_ratio <= 1:
             raise LRTError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
         if self.eval_steps < 0 or (self.eval_steps and not self.eval_dataset):
             raise LRTError("eval_steps > 0 needs eval_dataset (e.g. tiny:data/eval.jsonl); eval_steps must be >= 0")
+        if self.eval_steps and (self.eval_samples < 1 or self.eval_max_gen_toks < 1):
+            raise LRTError(f"eval_steps > 0 needs eval_samples >= 1 and eval_max_gen_toks >= 1 (got "
+                           f"{self.eval_samples}, {self.eval_max_gen_toks}); set eval_steps: 0 to turn evaluation off")
         if self.save_steps < 0 or self.save_total_limit < 1:
             raise LRTError("save_steps must be >= 0 and save_total_limit >= 1")
         if self.resume and self.overwrite:
             raise LRTError("--resume and --overwrite contradict each other: pick one")
+
+    # Keys a `--resume` may change: they do not alter what is trained (max_steps only to extend).
+    RESUMABLE_KEYS = ("resume", "overwrite", "output_dir", "logging_steps", "max_steps", "save_steps",
+                      "save_total_limit", "progress", "eval_dataset", "eval_steps", "eval_samples",
+                      "eval_max_gen_toks", "torch_threads")
 
     # ------------------------------------------------------------------------------ loading
 
@@ -242,7 +271,9 @@ class GRPOConfig(TrainConfig):
     policy: str = "latent"  # latent: train G_φ (LRT) | explicit: train the base itself (baselines)
     num_generations: int = 8  # K samples per prompt
     max_completion_length: int = 512  # the token budget (max_gen_toks) of each rollout
-    answer_allowance: int = 64  # explicit policy: answer tokens after a forced </think>
+    # explicit policy: answer tokens after </think> (natural or forced); None = the budget, as nothink
+    # and latent mode get (the rule `lm_eval --model lrt` evaluates with)
+    answer_allowance: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0
     beta: float = 2e-3  # KL to the reference (the starting reasoner / base), k3 estimator
@@ -276,7 +307,7 @@ class GRPOConfig(TrainConfig):
                 f"must be a multiple of num_generations ({self.num_generations}): e.g. "
                 f"{self.num_generations * max(1, self.per_device_train_batch_size // self.num_generations)}"
             )
-        if self.max_completion_length < 1 or self.answer_allowance < 1:
+        if self.max_completion_length < 1 or (self.answer_allowance is not None and self.answer_allowance < 1):
             raise LRTError("max_completion_length and answer_allowance must be >= 1")
         if self.temperature <= 0:
             raise LRTError(f"GRPO samples its rollouts: temperature must be > 0, got {self.temperature}")

@@ -30,6 +30,7 @@ from trainers.common import (
     EpochOrder,
     RunLog,
     build_reasoner,
+    check_inputs,
     environment_note,
     evaluate,
     grad_norm,
@@ -112,6 +113,7 @@ def main(cfg: GRPOConfig) -> None:
         answer_field=cfg.answer_field, max_samples=cfg.max_samples, where=cfg.dataset_where,
     )
     eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
+    check_inputs(cfg)
     out = prepare_output_dir(cfg, acc.is_main_process)
     acc.wait_for_everyone()
     torch.manual_seed(cfg.seed)

@@ -31,7 +31,10 @@ import torch
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
 from lrt_bench import layout
-from lrt_bench.tiny.task import DEFAULT_RANGES, Ranges, assistant_target, grade, make_problems, write_jsonl
+from lrt_bench.errors import LRTError
+from lrt_bench.grading import grade_math
+from lrt_bench.io import check_writable_dir
+from lrt_bench.tiny.task import DEFAULT_RANGES, Ranges, assistant_target, make_problems, write_jsonl
 from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
@@ -342,7 +345,7 @@ def evaluate(
     accuracy, by_steps, trace_tokens = {}, {}, []
     for mode, (prompts, max_new) in layouts.items():
         new_ids = generate(model, tok, prompts, max_new, recipe.eval_batch_size)
-        correct = [grade(tok.decode(ids, skip_special_tokens=True), r["answer"])
+        correct = [grade_math(tok.decode(ids, skip_special_tokens=True), r["answer"])
                    for ids, r in zip(new_ids, rows)]
         accuracy[mode] = sum(correct) / len(rows)
         by_steps[mode] = {
@@ -404,9 +407,9 @@ def build_tiny_world(
     2 cores) for tests and demos; the full build takes under 10 minutes. Same seed, quick flag
     and code: same weights. force=True rebuilds even when a matching world exists.
     """
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    out = Path(out).expanduser().resolve()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise LRTError(f"seed must be a non-negative integer, got {seed!r}")
+    out = check_writable_dir(out, "the tiny world's directory").resolve()
     recipe = recipe_for(quick)
     version = code_version(recipe)
     cached = _read_world(out)
@@ -414,7 +417,7 @@ def build_tiny_world(
                                              cached.get("code_version")) == (seed, quick, version):
         return cached
     if out.exists() and (not out.is_dir() or (cached is None and any(out.iterdir()))):
-        raise FileExistsError(f"{out} exists and is not a tiny world; pick an empty or new path")
+        raise LRTError(f"{out} exists and is not a tiny world: pick an empty or new path (--out)")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(out)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -132,40 +131,6 @@ def assistant_target(row: Mapping, thinking: bool = True) -> str:
     """
     think = f"{THINK_OPEN}\n{row['reasoning']}" if thinking else f"{THINK_OPEN}\n\n"
     return f"{think}{THINK_CLOSE}\n\n\\boxed{{{row['answer']}}}{EOS}"
-
-
-def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` in text (braces balanced), or None."""
-    start = text.rfind("\\boxed{")
-    if start < 0:
-        return None
-    i, depth = start + len("\\boxed{"), 1
-    for j in range(i, len(text)):
-        depth += {"{": 1, "}": -1}.get(text[j], 0)
-        if depth == 0:
-            return text[i:j]
-    return None
-
-
-_INT = re.compile(r"[+-]?\d+")
-
-
-def grade(response_text: str, answer: str) -> bool:
-    """True when the last `\\boxed{}` after the last `</think>` holds the integer `answer`.
-
-    Pure string/int logic; never raises on model output (a malformed response is wrong).
-    """
-    tail = response_text.rsplit(THINK_CLOSE, 1)[-1]
-    boxed = last_boxed(tail)
-    if boxed is None:
-        return False
-    boxed = boxed.strip().replace(",", "")
-    if not _INT.fullmatch(boxed):
-        return False
-    try:
-        return int(boxed) == int(str(answer).strip())
-    except ValueError:
-        return False
 
 
 def write_jsonl(rows: Iterable[Mapping], path: str | Path) -> None:
