@@ -6,7 +6,8 @@
 2. trains the LRT reasoner with the tiny SFT and GRPO recipes, and the ShorterBetter and LC-R1
    baselines with their tiny recipes (trainers/recipes/tiny/*.yaml);
 3. evaluates think, nothink, LRT (untrained, after SFT, after GRPO) and the baselines through the
-   `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (8 to 512 tokens; --quick: 16 and 512);
+   `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (16, 64, 512 tokens for think, NoThinking
+   and LRT; the smallest and largest for the baselines; --quick: 16 and 512);
 4. runs the redundancy analysis on the base;
 5. writes every lm-eval result, training log and plot under --out;
 6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
@@ -45,10 +46,23 @@ class Plan:
     budgets: tuple[int, ...] = (512, SMALL_BUDGET)
 
 
-# The budget sweep of the full run: from budgets that cut every trace to one that cuts none.
-SWEEP = (8, 16, 32, 64, 128, 512)
+# The budget sweep of the full run: 16 and 64 tokens cut the tiny base's traces (~80 tokens), 512 none.
+# think, NoThinking and LRT run at every budget; the baselines at the smallest and the largest; the
+# other LRT stages at the largest. (Each think-mode cell at a small budget decodes the 106-token forced
+# close: on 1,000 problems x 4 samples that is ~3 min on 2 cores, so the sweep is kept short.)
+SWEEP = (16, 64, 512)
+SWEEP_METHODS = ("think", "nothink", "lrt")
 FULL = Plan(quick=False, sft_steps=None, grpo_steps=None, baseline_steps=None, eval_limit=None, redundancy_limit=100,
             budgets=SWEEP)
+
+
+def budgets_of(method: str, budgets: tuple[int, ...]) -> tuple[int, ...]:
+    """The budgets a method is evaluated at (see SWEEP)."""
+    if method in SWEEP_METHODS:
+        return budgets
+    if method in ("lrt-sft", "lrt-untrained"):
+        return (max(budgets),)
+    return tuple(sorted({min(budgets), max(budgets)}))
 QUICK = Plan(quick=True, sft_steps=150, grpo_steps=8, baseline_steps=4, eval_limit=24, redundancy_limit=16)
 
 
@@ -173,6 +187,8 @@ def run_demo(args: argparse.Namespace) -> int:
     results_dir = out / "results"
     for budget in plan.budgets:
         for name, margs in methods.items():
+            if budget not in budgets_of(name, plan.budgets):
+                continue
             where = results_dir / f"b{budget}" / name
             if any(where.rglob("results_*.json")):
                 console.print(f"[dim]reusing {where}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 
 import pytest
@@ -89,7 +90,7 @@ def test_problems_deterministic_and_well_formed():
     assert len({r["problem"] for r in a}) == 300
     assert {r["steps"] for r in a} == {1, 2, 3, 4}
     for r in a:
-        assert set(r) == {"id", "problem", "answer", "steps", "reasoning"}
+        assert set(r) == {"id", "problem", "answer", "steps", "reasoning", "facts"}
         lines = r["reasoning"].splitlines()
         assert len(lines) == r["steps"] + 1 and r["reasoning"].endswith("\n")
         assert lines[-1] == f"Answer: {r['answer']}"
@@ -103,6 +104,46 @@ def test_problems_deterministic_and_well_formed():
         assert str(value) == r["answer"]
         # The problem's expression computes the answer (left-to-right, parenthesised).
         assert eval(r["problem"].removeprefix("Compute ").removesuffix(".")) == int(r["answer"])  # noqa: S307
+
+
+def _check_slow_trace(r: dict) -> None:
+    """Every line of a slow trace is true: equations, inverse checks, restated values, the answer."""
+    lines = r["reasoning"].splitlines()
+    assert lines[-1] == f"Answer: {r['answer']}" and r["reasoning"].endswith("\n")
+    facts = [tuple(f) for f in r["facts"]]
+    values = {c for _, _, _, c in facts}
+    for line in lines[:-1]:
+        word, _, rest = line.rpartition(" ")
+        if word in ("so", "so answer"):
+            assert int(rest) in values, line
+            continue
+        lhs, rhs = (line.removeprefix("check ").removeprefix("again ")).split("=")
+        assert eval(lhs.replace("/", "//")) == int(rhs), line  # noqa: S307 - our own digits
+    cores = [ln for ln in lines if "=" in ln and not ln.startswith(("check", "again"))]
+    assert cores == [f"{a}{op}{b}={c}" for a, op, b, c in facts]
+
+
+def test_slow_traces_are_true_redundant_and_vary():
+    from lrt_bench.tiny.task import SLOW
+    from lrt_bench.tiny.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    rows = make_problems(400, seed=5, style=SLOW)
+    for r in rows:
+        _check_slow_trace(r)
+    lengths = [len(tok.encode(r["reasoning"], add_special_tokens=False)) for r in rows]
+    assert statistics.fmean(lengths) >= 60
+    # one problem, many draws: the length varies a lot, the facts never change
+    import random
+
+    from lrt_bench.tiny.task import write_trace
+
+    facts = [tuple(f) for f in rows[0]["facts"]]
+    draws = [write_trace(facts, random.Random(k), SLOW) for k in range(40)]
+    for d in draws:
+        _check_slow_trace({**rows[0], "reasoning": d})
+    n = [len(tok.encode(d, add_special_tokens=False)) for d in draws]
+    assert min(n) < 0.8 * statistics.fmean(n) and len(set(n)) >= 4
 
 
 def test_steps_mix_and_exclude():
@@ -163,11 +204,9 @@ def test_last_boxed_nested():
 
 
 @pytest.fixture(scope="module")
-def quick_world(tmp_path_factory):
-    out = tmp_path_factory.mktemp("tiny") / "world"
-    start = time.perf_counter()
-    world = build_tiny_world(out, quick=True, seed=0, progress=False)
-    return out, world, time.perf_counter() - start
+def quick_world(tiny_world):
+    """The session's quick world (conftest builds it once: seed 0, quick)."""
+    return tiny_world, json.loads((tiny_world / "world.json").read_text()), None
 
 
 def test_quick_world_layout(quick_world):
@@ -231,3 +270,42 @@ def test_refuses_foreign_directory(tmp_path):
         build_tiny_world(tmp_path, quick=True, progress=False)
     assert (tmp_path / "keep.txt").exists()
 
+
+
+def test_training_rows_of_each_kind():
+    """Thinking rows supervise trace + answer; non-thinking rows the answer after a given block;
+    fragment rows the answer after a given damaged trace closed as the redundancy analysis closes it."""
+    import random
+
+    from lrt_bench import layout
+    from lrt_bench.tiny.build import RowKind, chat_prompt, encode_training_rows
+    from lrt_bench.tiny.tokenizer import build_tokenizer
+
+    tok = build_tokenizer()
+    row = make_problems(1, seed=3, steps_mix={3: 1.0})[0]
+    kinds = [RowKind(), RowKind(filler=""), RowKind(fragment_p=0.5), RowKind(fragment_p=0.5, fragment_lines=True),
+             RowKind(recap=True)]
+    enc = encode_training_rows(tok, [row] * len(kinds), kinds, random.Random(0))
+    text = [(tok.decode(ids[:start]), tok.decode(ids[start:])) for ids, start in enc]
+    prompt = chat_prompt(tok, row["problem"])
+    box = f"\\boxed{{{row['answer']}}}<|im_end|>"
+    assert text[0] == (prompt + "<think>\n", row["reasoning"] + "</think>\n\n" + box)
+    assert text[1] == (prompt + "<think>\n\n</think>\n\n", box)
+    for given, supervised in text[2:4]:
+        assert given.startswith(prompt + "<think>\n") and given.endswith(layout.LATENT_SUFFIX)
+        assert len(given) < len(prompt + "<think>\n" + row["reasoning"] + layout.LATENT_SUFFIX)
+        assert supervised == box
+    assert text[4][1] == row["reasoning"] + f"</think>\n\nThe answer is {row['answer']}.\n\n" + box
+
+
+def test_same_seed_same_world(tiny_world, tmp_path):
+    """The build is deterministic on a machine: the quick world built again has the same bytes."""
+    import hashlib
+
+    again = tmp_path / "again"
+    build_tiny_world(again, quick=True, seed=0, progress=False)
+    for rel in ("base/model.safetensors", "data/train.jsonl", "data/eval.jsonl", "data/sft.jsonl"):
+        a, b = (hashlib.sha256((w / rel).read_bytes()).hexdigest() for w in (tiny_world, again))
+        assert a == b, rel
+    meta = json.loads((again / "world.json").read_text())
+    assert meta["code_version"] == code_version(recipe_for(True))

@@ -34,12 +34,23 @@ from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import grade_math
 from lrt_bench.io import check_writable_dir
-from lrt_bench.tiny.task import DEFAULT_RANGES, Ranges, assistant_target, make_problems, write_jsonl
+from lrt_bench.tiny.task import (
+    DEFAULT_RANGES,
+    SLOW,
+    Ranges,
+    TraceStyle,
+    answer_text,
+    make_problems,
+    write_jsonl,
+)
+from lrt_bench.tiny.task import (
+    EOS as EOS_TEXT,
+)
 from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
 # so a changed hyperparameter also invalidates cached worlds.
-TINY_VERSION = "1"
+TINY_VERSION = "2"
 
 # DESIGN §4.1: the NoThinking prefill.
 # The prompt layout is owned by lrt_bench.layout: the tiny world trains and measures on the same text.
@@ -91,6 +102,16 @@ class Recipe:
     # reasoning. The words are common English, not the NoThinking sentence.
     nothink_empty_share: float
     filler_words: tuple[str, ...]
+    # How traces are written (optional restatements, checks, re-computations per step, drawn per row).
+    style: TraceStyle
+    # Thinking rows whose trace is given damaged (tokens or lines deleted at a rate drawn in
+    # [0, fragment_max_p]) with only the answer after it supervised: the base learns to answer from
+    # a fragmentary trace, as large models do from noisy text (the redundancy analysis measures it).
+    fragment_fraction: float
+    fragment_max_p: float
+    # SFT data as the paper's D: the base's own sampled think-mode answers on this many train problems.
+    n_sft: int
+    sft_temperature: float
     n_eval: int
     think_max_new_tokens: int
     answer_max_new_tokens: int
@@ -115,14 +136,16 @@ FULL = Recipe(
     backbone_layers=4, train_steps=3200, batch_size=16, lr=2e-3, warmup_steps=150,
     min_lr_ratio=0.05, weight_decay=0.01,
     nothink_fraction=0.6, nothink_max_steps=1, nothink_empty_share=0.3, filler_words=FILLER_WORDS,
-    n_eval=200, think_max_new_tokens=200, answer_max_new_tokens=24, eval_batch_size=100,
+    style=SLOW, fragment_fraction=0.2, fragment_max_p=0.6, n_sft=3000, sft_temperature=0.6,
+    n_eval=1000, think_max_new_tokens=400, answer_max_new_tokens=40, eval_batch_size=100,
 )
 # The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
 # 1,400 steps (~85 s). With numbers up to 99 that budget ends on the plateau (5% with the
 # trace); with the smaller table the trace clearly helps.
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
-    intermediate_size=192, train_steps=1400, lr=4e-3, warmup_steps=50, n_eval=100,
+    intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100, n_sft=400,
+    style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, recap=0.3),  # shorter traces: a faster build
 )
 
 
@@ -183,35 +206,65 @@ def nothink_prefix(filler: str) -> str:
     return f"{THINK_OPEN}\n{filler + chr(10) if filler else chr(10)}{THINK_CLOSE}\n\n"
 
 
+@dataclasses.dataclass(frozen=True)
+class RowKind:
+    """How one training row is written: thinking (its trace), non-thinking (a filler block), or
+    fragment (its trace damaged and given, only the answer supervised)."""
+
+    filler: str | None = None  # not None: a non-thinking row whose think block holds this text
+    fragment_p: float = 0.0  # > 0: a fragment row, tokens (or lines) deleted at this rate
+    fragment_lines: bool = False
+    recap: bool = False  # the answer starts with a one-sentence recap
+
+
+def draw_kinds(rows: list[dict], recipe: Recipe, rng: random.Random) -> list[RowKind]:
+    kinds = []
+    for r in rows:
+        recap = rng.random() < recipe.style.recap
+        if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction:
+            kinds.append(RowKind(filler=make_filler(rng, recipe), recap=recap))
+        elif rng.random() < recipe.fragment_fraction:
+            kinds.append(RowKind(fragment_p=rng.uniform(0.05, recipe.fragment_max_p),
+                                 fragment_lines=rng.random() < 0.3, recap=recap))
+        else:
+            kinds.append(RowKind(recap=recap))
+    return kinds
+
+
+def _fragment(tok: PreTrainedTokenizerFast, reasoning: str, kind: RowKind, rng: random.Random) -> list[int]:
+    """The trace with tokens (or whole lines) deleted independently at rate kind.fragment_p."""
+    if kind.fragment_lines:
+        lines = reasoning.splitlines(keepends=True)
+        kept = [ln for ln in lines if rng.random() >= kind.fragment_p]
+        return tok.encode("".join(kept), add_special_tokens=False)
+    return [t for t in tok.encode(reasoning, add_special_tokens=False) if rng.random() >= kind.fragment_p]
+
+
 def encode_training_rows(
-    tok: PreTrainedTokenizerFast, rows: list[dict], fillers: list[str | None]
+    tok: PreTrainedTokenizerFast, rows: list[dict], kinds: list[RowKind], rng: random.Random
 ) -> list[tuple[list[int], int]]:
     """Each row as (token ids, index of the first supervised token).
 
-    fillers[i] is None for a thinking row; otherwise row i is written without reasoning, its
-    think block holding fillers[i] ("" is Qwen3's empty block). The supervised part starts
-    after `<think>\n` (thinking rows) or after the whole think block (non-thinking rows):
-    both are given at inference time, so the model is never taught to close its thinking
-    early, only to continue what it is given.
+    Thinking rows: `<think>\\n` is given, the trace, `</think>` and the answer are supervised, so
+    the model is never taught to close its thinking early, only to continue what it is given.
+    Non-thinking rows: the whole think block is given (Qwen3's empty one or a filler sentence).
+    Fragment rows: `<think>\\n` + the damaged trace + `\\n</think>\\n\\n` is given (the close the
+    redundancy analysis appends), the answer is supervised.
     """
-    prompts, fulls = [], []
-    for row, filler in zip(rows, fillers):
-        if filler is None:
-            given, tail = THINK_PREFIX, assistant_target(row, thinking=True)[len(THINK_PREFIX):]
-        else:
-            # The answer part of Qwen3's non-thinking target, after whichever block is given.
-            given = nothink_prefix(filler)
-            tail = assistant_target(row, thinking=False)[len(nothink_prefix("")):]
-        prompt = chat_prompt(tok, row["problem"]) + given
-        prompts.append(prompt)
-        fulls.append(prompt + tail)
-    p_ids = tok(prompts, add_special_tokens=False)["input_ids"]
-    f_ids = tok(fulls, add_special_tokens=False)["input_ids"]
+    enc = lambda t: tok.encode(t, add_special_tokens=False)  # noqa: E731
     out = []
-    for p, f in zip(p_ids, f_ids):
-        # Byte-level tokens never merge across `<think>`/digits, so the prompt is a prefix.
-        assert f[: len(p)] == p, "prompt tokens are not a prefix of the full sequence"
-        out.append((f, len(p)))
+    for row, kind in zip(rows, kinds):
+        prompt = enc(chat_prompt(tok, row["problem"]))
+        answer = enc(answer_text(row, kind.recap) + EOS_TEXT)
+        if kind.filler is not None:
+            given = prompt + enc(nothink_prefix(kind.filler))
+            out.append((given + answer, len(given)))
+        elif kind.fragment_p > 0:
+            given = prompt + enc(THINK_PREFIX) + _fragment(tok, row["reasoning"], kind, rng) + enc(layout.LATENT_SUFFIX)
+            out.append((given + answer, len(given)))
+        else:
+            given = prompt + enc(THINK_PREFIX)
+            out.append((given + enc(f"{row['reasoning']}{THINK_CLOSE}\n\n") + answer, len(given)))
     return out
 
 
@@ -312,15 +365,18 @@ def _progress(enabled: bool):
 @torch.no_grad()
 def generate(
     model: Qwen3ForCausalLM, tok: PreTrainedTokenizerFast, prompts: list[str], max_new_tokens: int,
-    batch_size: int,
+    batch_size: int, temperature: float = 0.0,
 ) -> list[list[int]]:
-    """Greedy continuations of the prompts (left padded, batched); the new token ids per prompt."""
+    """Continuations of the prompts (left padded, batched; greedy, or sampled at `temperature` with
+    top_p 0.95 from torch's seeded RNG); the new token ids per prompt."""
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": 0.95, "top_k": 0} if temperature else {
+        "do_sample": False}
     outs: list[list[int]] = []
     for b in range(0, len(prompts), batch_size):
         enc = tok(prompts[b : b + batch_size], return_tensors="pt", padding=True,
                   padding_side="left", add_special_tokens=False)
         gen = model.generate(
-            **enc, max_new_tokens=max_new_tokens, do_sample=False,
+            **enc, max_new_tokens=max_new_tokens, **sampling,
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
         )  # [B, T_prompt + T_new]
         for row in gen[:, enc["input_ids"].shape[1] :].tolist():
@@ -459,22 +515,19 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     # chaining facts it has never seen chained is what needs the trace.
     eval_rows = make_problems(recipe.n_eval, seed=seed * 1000 + 1,
                               steps_mix=dict(recipe.eval_steps_mix), ranges=recipe.ranges,
-                              id_prefix="eval")
+                              id_prefix="eval", style=recipe.style)
+    # Each train row draws its own trace: a problem that recurs is written differently each time.
     train_rows = make_problems(recipe.n_train, seed=seed * 1000 + 2,
                                steps_mix=dict(recipe.train_steps_mix),
                                exclude={r["problem"] for r in eval_rows if r["steps"] > 1},
-                               distinct=False, ranges=recipe.ranges, id_prefix="train")
+                               distinct=False, ranges=recipe.ranges, id_prefix="train", style=recipe.style)
     (tmp / "data").mkdir()
     write_jsonl(eval_rows, tmp / "data" / "eval.jsonl")
     write_jsonl(train_rows, tmp / "data" / "train.jsonl")
 
     rng = random.Random(seed * 1000 + 3)
-    fillers = [
-        make_filler(rng, recipe)
-        if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction else None
-        for r in train_rows
-    ]
-    encoded = encode_training_rows(tok, train_rows, fillers)
+    kinds = draw_kinds(train_rows, recipe, rng)
+    encoded = encode_training_rows(tok, train_rows, kinds, rng)
     batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng)
 
     config = make_config(recipe, tok, recipe.num_layers)
@@ -488,6 +541,21 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     t_eval = time.perf_counter()
     metrics = evaluate(model, tok, eval_rows, recipe)
     eval_seconds = time.perf_counter() - t_eval
+
+    # SFT data D: the base's own think-mode answers (its mistakes included) on distinct train problems.
+    t_sft = time.perf_counter()
+    sft_rows = make_problems(recipe.n_sft, seed=seed * 1000 + 4, steps_mix=dict(recipe.train_steps_mix),
+                             exclude={r["problem"] for r in eval_rows}, ranges=recipe.ranges, id_prefix="sft",
+                             style=recipe.style)
+    sampled = generate(model, tok, [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in sft_rows],
+                       recipe.think_max_new_tokens, recipe.eval_batch_size, temperature=recipe.sft_temperature)
+    for r, ids in zip(sft_rows, sampled):
+        r["base_response"] = tok.decode(ids, skip_special_tokens=True)
+        r["base_correct"] = grade_math(r["base_response"], r["answer"])
+    # A response that never closed its thinking has no answer to imitate (Y is the text after </think>).
+    sft_closed = [r for r in sft_rows if THINK_CLOSE in r["base_response"]]
+    write_jsonl(sft_closed, tmp / "data" / "sft.jsonl")
+    sft_seconds = time.perf_counter() - t_sft
 
     base = tmp / "base"
     model.generation_config = GenerationConfig(
@@ -505,17 +573,21 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
         "n_params": n_params,
         "train_seconds": round(train_seconds, 1),
         "eval_seconds": round(eval_seconds, 1),
+        "sft_data_seconds": round(sft_seconds, 1),
+        "sft_base_accuracy": round(sum(r["base_correct"] for r in sft_rows) / max(1, len(sft_rows)), 4),
+        "n_sft": len(sft_closed),
         "build_seconds": round(time.perf_counter() - t0, 1),
         **metrics,
         "final_loss": round(statistics.fmean(losses[-20:]), 4),
         "n_train": len(train_rows),
         "n_eval": len(eval_rows),
         "train_tokens": sum(tokens),
-        "nothink_train_fraction": round(sum(f is not None for f in fillers) / len(fillers), 4),
+        "nothink_train_fraction": round(sum(k.filler is not None for k in kinds) / len(kinds), 4),
+        "fragment_train_fraction": round(sum(k.fragment_p > 0 for k in kinds) / len(kinds), 4),
         "torch_threads": torch.get_num_threads(),
         "recipe": dataclasses.asdict(recipe),
         "paths": {"base": "base", "backbone": "backbone",
-                  "train": "data/train.jsonl", "eval": "data/eval.jsonl"},
+                  "train": "data/train.jsonl", "eval": "data/eval.jsonl", "sft": "data/sft.jsonl"},
         "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
     }
 

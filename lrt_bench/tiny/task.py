@@ -63,23 +63,63 @@ def _one_step(rng: random.Random, value: int, ranges: Ranges) -> tuple[str, int,
     return op, b, value * b
 
 
-def make_problem(rng: random.Random, steps: int, ranges: Ranges = DEFAULT_RANGES) -> dict:
-    """One problem with `steps` operations; see the module docstring for the format."""
+@dataclasses.dataclass(frozen=True)
+class TraceStyle:
+    """How a slow thinker writes its trace: each optional line is drawn per step, per trace.
+
+    With these probabilities a trace states every intermediate value 2-4 times and its length
+    varies between samples of one problem; greedy decoding takes each line whose probability
+    exceeds 1/2, so the greedy trace is a redundant one.
+    """
+
+    check: float = 0.6  # "check 22-5=17" after a line: the inverse operation
+    redo: float = 0.35  # "again 17+5=22"
+    so: float = 0.55  # "so 22"
+    conclude: float = 0.7  # "so answer 57" before the closing "Answer: 57"
+    recap: float = 0.5  # after </think>: "The answer is 57." before the box
+
+
+DENSE = TraceStyle(check=0, redo=0, so=0, conclude=0, recap=0)  # one line per operation (world v1)
+SLOW = TraceStyle()
+_INVERSE = {"+": "-", "-": "+", "*": "/"}
+
+
+def write_trace(facts: list[tuple[int, str, int, int]], rng: random.Random, style: TraceStyle) -> str:
+    """A reasoning trace for the operations `facts` [(a, op, b, a op b), ...], drawn in `style`."""
+    lines = []
+    for a, op, b, c in facts:
+        lines.append(f"{a}{op}{b}={c}")
+        if rng.random() < style.check:
+            lines.append(f"check {c}{_INVERSE[op]}{b}={a}")
+        if rng.random() < style.redo:
+            lines.append(f"again {a}{op}{b}={c}")
+        if rng.random() < style.so:
+            lines.append(f"so {c}")
+    answer = facts[-1][3]
+    if rng.random() < style.conclude:
+        lines.append(f"so answer {answer}")
+    lines.append(f"Answer: {answer}")
+    return "".join(line + "\n" for line in lines)
+
+
+def make_problem(rng: random.Random, steps: int, ranges: Ranges = DEFAULT_RANGES,
+                 style: TraceStyle = DENSE) -> dict:
+    """One problem with `steps` operations and one trace drawn in `style`; see the module docstring."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
     value = rng.randint(*ranges.first_value)
     expr = str(value)
-    lines = []
+    facts = []
     for i in range(steps):
         op, b, result = _one_step(rng, value, ranges)
-        lines.append(f"{value}{op}{b}={result}")
+        facts.append((value, op, b, result))
         # Parenthesise the running expression before each operation after the first, so the
         # text reads as "apply these in order" with no precedence rules to learn.
         expr = f"({expr}){op}{b}" if i > 0 else f"{expr}{op}{b}"
         value = result
     answer = str(value)
-    reasoning = "".join(line + "\n" for line in lines) + f"Answer: {answer}\n"
-    return {"problem": f"Compute {expr}.", "answer": answer, "steps": steps, "reasoning": reasoning}
+    return {"problem": f"Compute {expr}.", "answer": answer, "steps": steps,
+            "reasoning": write_trace(facts, rng, style), "facts": [list(f) for f in facts]}
 
 
 def make_problems(
@@ -90,6 +130,7 @@ def make_problems(
     distinct: bool = True,
     ranges: Ranges = DEFAULT_RANGES,
     id_prefix: str = "tiny",
+    style: TraceStyle = DENSE,
 ) -> list[dict]:
     """`n` problems drawn with `random.Random(seed)`.
 
@@ -115,7 +156,7 @@ def make_problems(
         tries += 1
         if tries > 50 * n + 1000:
             raise ValueError(f"cannot draw {n} distinct problems with steps_mix={mix}")
-        row = make_problem(rng, rng.choices(step_counts, weights)[0], ranges)
+        row = make_problem(rng, rng.choices(step_counts, weights)[0], ranges, style)
         if row["problem"] in excluded or (distinct and row["problem"] in seen):
             continue
         seen.add(row["problem"])
@@ -123,14 +164,19 @@ def make_problems(
     return rows
 
 
-def assistant_target(row: Mapping, thinking: bool = True) -> str:
+def answer_text(row: Mapping, recap: bool = False) -> str:
+    """The answer after `</think>`: the box, optionally after a one-sentence recap (as R1 writes)."""
+    return (f"The answer is {row['answer']}.\n\n" if recap else "") + f"\\boxed{{{row['answer']}}}"
+
+
+def assistant_target(row: Mapping, thinking: bool = True, recap: bool = False) -> str:
     """The assistant turn the base is trained to write, ending with `<|im_end|>`.
 
-    thinking=True: `<think>\\n{reasoning}</think>\\n\\n\\boxed{answer}`; thinking=False: the
-    empty think block Qwen3 writes in non-thinking mode, then the boxed answer.
+    thinking=True: `<think>\\n{reasoning}</think>\\n\\n{answer}`; thinking=False: the empty think
+    block Qwen3 writes in non-thinking mode, then the answer.
     """
     think = f"{THINK_OPEN}\n{row['reasoning']}" if thinking else f"{THINK_OPEN}\n\n"
-    return f"{think}{THINK_CLOSE}\n\n\\boxed{{{row['answer']}}}{EOS}"
+    return f"{think}{THINK_CLOSE}\n\n{answer_text(row, recap)}{EOS}"
 
 
 def write_jsonl(rows: Iterable[Mapping], path: str | Path) -> None:
