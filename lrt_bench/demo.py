@@ -147,11 +147,15 @@ def run_demo(args: argparse.Namespace) -> int:
     # 1. the world (cached), and every tiny: path pointing at it
     world = _world_dir(args)
     console.rule("[bold]tiny world")
+    reused: list[str] = []  # stages an earlier run finished: this run's times do not include them
+    if (world / "world.json").is_file():
+        reused.append(f"world {world}")
     build_tiny_world(world, quick=plan.quick, progress=True)
     os.environ["LRT_TINY_DIR"] = str(world)
     timings["world"] = time.perf_counter() - t0
     if out.exists() and args.overwrite:
         shutil.rmtree(out)
+    reused += [f"train/{d.parent.name}" for d in sorted((out / "train").glob("*/train_summary.json"))]
     train = out / "train"
 
     # 2. training: LRT (SFT then GRPO from the SFT reasoner), then the two explicit baselines
@@ -192,6 +196,7 @@ def run_demo(args: argparse.Namespace) -> int:
             where = results_dir / f"b{budget}" / name
             if any(where.rglob("results_*.json")):
                 console.print(f"[dim]reusing {where}")
+                reused.append(f"results/b{budget}/{name}")
                 continue
             console.rule(f"[bold]evaluate: {name}, budget {budget}")
             run_lm_eval(margs, ["lrt_tiny"], where, limit=plan.eval_limit,
@@ -218,7 +223,7 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_json(out / "demo.json", {
         "quick": plan.quick, "world": str(world), "plan": plan.__dict__,
         "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
-        "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
+        "reused": reused, "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
     # 7. the paper's findings against their targets, with paired intervals
     atomic_write_text(out / "FINDINGS.md", render_findings(out))
     console.print(render_findings(out))

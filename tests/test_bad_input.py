@@ -286,6 +286,9 @@ def test_bad_input_is_one_line(ctx, case: Case):
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ctx.tmp,
                        env={**os.environ, "LRT_TINY_DIR": str(ctx.world), "HF_HUB_OFFLINE": "1", **case.env})
     errors = [ln for ln in r.stderr.splitlines() if "error:" in ln.lower() or ln.startswith("error")]
+    if os.environ.get("LRT_BAD_INPUT_LOG"):  # the table of what each case prints, for the record
+        with open(os.environ["LRT_BAD_INPUT_LOG"], "a") as f:
+            f.write(json.dumps({"id": case.id, "rc": r.returncode, "errors": errors}) + "\n")
     assert r.returncode == case.rc, f"exit {r.returncode}; stderr:\n{r.stderr[-3000:]}"
     assert "Traceback" not in r.stderr, r.stderr[-3000:]
     assert len(errors) == 1, f"expected one error line, got {len(errors)}:\n{r.stderr[-3000:]}"
