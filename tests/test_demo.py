@@ -45,6 +45,15 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
         assert 0.0 <= res["pass@1,none"] <= 1.0
     timing = json.loads((out / "demo.json").read_text())
     assert timing["quick"] is True and timing["seconds"]["total"] > 0
+    assert timing["world_code_version"] and timing["provenance"]["packages"]["torch"]
+    assert not [r for r in timing["reused"] if not r.startswith("world")]
+    # the findings: every paper finding with its target, ours and a verdict
+    from lrt_bench.findings import render_findings
+
+    findings = (out / "FINDINGS.md").read_text()
+    assert findings == render_findings(out)
+    for name in ("NoThinking", "LRT vs NoThinking", "GRPO vs SFT", "baseline ShorterBetter", "redundancy (Fig. 2)"):
+        assert f"| {name} |" in findings, name
 
     # a second run reuses every finished stage instead of retraining
     r2 = subprocess.run(
@@ -53,4 +62,5 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     )
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "reusing" in r2.stdout
+    assert any(r.startswith("train/") for r in json.loads((out / "demo.json").read_text())["reused"])
     assert json.loads((out / "demo.json").read_text())["seconds"]["train"] < timing["seconds"]["train"]

@@ -575,7 +575,12 @@ def test_sft_entry_point_smoke(world, tmp_path):
     meta = read_reasoner_meta(out / "reasoner")
     assert meta.step == 2 and meta.recipe["trainer"] == "sft" and meta.base.id == str(world / "base")
     summary = json.loads((out / "train_summary.json").read_text())
-    assert summary["trainer"] == "sft" and summary["steps"] == 2 and summary["rows"] == 256
+    # the recipe's rows: the world's SFT data D in the recipe's curriculum, at most max_samples of them
+    recipe = yaml.safe_load(SFT_RECIPE.read_text())
+    steps = set(recipe["dataset_where"]["steps"])
+    d = [json.loads(ln) for ln in (world / "data" / "sft.jsonl").read_text().splitlines()]
+    assert summary["trainer"] == "sft" and summary["steps"] == 2
+    assert summary["rows"] == min(256, sum(r["steps"] in steps for r in d)) > 0
     recipe = yaml.safe_load(SFT_RECIPE.read_text())
     assert json.loads((out / "config.json").read_text())["num_latents"] == recipe["num_latents"]
 
