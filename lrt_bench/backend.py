@@ -68,9 +68,10 @@ class LRTLM(HFLM):
         if mode == "latent" and not reasoner:
             raise LRTError("mode=latent needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
         meta = read_reasoner_meta(reasoner) if reasoner else None  # fail fast, before loading the base
-        if answer_allowance not in (None, "", "none", "None"):
-            _as_int("model_arg answer_allowance", answer_allowance)
-        as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        # parsed before the base loads, so a bad value costs no loading
+        allowance = (None if answer_allowance in (None, "", "none", "None")
+                     else _as_int("model_arg answer_allowance", answer_allowance))
+        in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
         if "max_gen_toks" in kwargs:
             kwargs["max_gen_toks"] = _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
         bs = kwargs.get("batch_size", 1)
@@ -79,9 +80,8 @@ class LRTLM(HFLM):
         super().__init__(pretrained=pretrained, **kwargs)
         self.mode = mode
         self.nothink_style = nothink_style
-        self.answer_allowance = (None if answer_allowance in (None, "", "none", "None")
-                                 else _as_int("model_arg answer_allowance", answer_allowance))
-        self.allowance_in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        self.answer_allowance = allowance
+        self.allowance_in_budget = in_budget
         self.reasoner_path = reasoner
         self.reasoner_meta = meta
         self.method = method or self._recorded_method(pretrained, meta)
@@ -133,9 +133,7 @@ class LRTLM(HFLM):
         ctx = self.lrt.max_context
         if ctx is None:
             return
-        most = cfg.max_gen_toks
-        if cfg.mode == "think":
-            most = cfg.max_gen_toks if cfg.allowance_in_budget else cfg.reasoning_cap + cfg.forced_tokens + cfg.answer_cap
+        most = cfg.max_new_tokens
         if longest_prompt + most > ctx:
             raise LRTError(
                 f"the budget max_gen_toks={cfg.max_gen_toks} in mode={cfg.mode} can generate up to {most} tokens, "

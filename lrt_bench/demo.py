@@ -129,7 +129,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     from lrt_bench import leaderboard
     from lrt_bench.evaluate import run_lm_eval
-    from lrt_bench.findings import render_findings
+    from lrt_bench.findings import render_findings, write_per_problem
     from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable_dir
     from lrt_bench.provenance import provenance
     from lrt_bench.redundancy import run_redundancy
@@ -225,8 +225,10 @@ def run_demo(args: argparse.Namespace) -> int:
         "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
         "reused": reused, "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
     # 7. the paper's findings against their targets, with paired intervals
-    atomic_write_text(out / "FINDINGS.md", render_findings(out))
-    console.print(render_findings(out))
+    write_per_problem(out)
+    text = render_findings(out)
+    atomic_write_text(out / "FINDINGS.md", text)
+    console.print(text)
     console.print(f"demo done in {timings['total'] / 60:.1f} min: results, logs and plots under {out}")
     return 0
 

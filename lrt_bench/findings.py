@@ -37,9 +37,18 @@ class MethodResult:
         return statistics.fmean(self.reasoning.values())
 
 
-def load_demo(out: str | Path) -> dict[int, dict[str, MethodResult]]:
-    """budget -> method folder -> MethodResult, from OUT/results/b<budget>/<method>/**/samples_*.jsonl."""
-    runs: dict[int, dict[str, MethodResult]] = {}
+PER_PROBLEM = "per_problem.json"
+
+
+def write_per_problem(out: str | Path) -> Path:
+    """OUT/per_problem.json: each method's per-problem pass@1 and token means at each budget, read
+    from lm-eval's sample logs (OUT/results/b<budget>/<method>/**/samples_*.jsonl). It is all the
+    findings need, so a committed run keeps it and not the bulky sample logs (full responses)."""
+    from lrt_bench.io import atomic_write_json
+
+    target = Path(out) / PER_PROBLEM
+    # cells whose sample logs are gone (a committed run resumed) keep what was collected before
+    runs: dict[str, dict[str, list]] = json.loads(target.read_text()) if target.is_file() else {}
     for bdir in sorted(Path(out, "results").glob("b*")):
         if not bdir.name[1:].isdigit():
             continue
@@ -47,13 +56,29 @@ def load_demo(out: str | Path) -> dict[int, dict[str, MethodResult]]:
             files = sorted(mdir.rglob("samples_*.jsonl"))
             if not files:
                 continue
-            res = MethodResult({}, {}, {})
+            cols: dict[str, list] = {"doc_id": [], "pass1": [], "reasoning": [], "answer": []}
             for line in files[-1].read_text().splitlines():
-                s = json.loads(line)
-                res.pass1[s["doc_id"]] = float(s["pass@1"])
-                res.reasoning[s["doc_id"]] = float(s["reasoning_tokens"])
-                res.answer[s["doc_id"]] = float(s["answer_tokens"])
-            runs.setdefault(int(bdir.name[1:]), {})[mdir.name] = res
+                smp = json.loads(line)
+                for col, key in (("doc_id", "doc_id"), ("pass1", "pass@1"), ("reasoning", "reasoning_tokens"),
+                                 ("answer", "answer_tokens")):
+                    cols[col].append(smp[key])
+            runs[f"{bdir.name}/{mdir.name}"] = cols
+    atomic_write_json(target, dict(sorted(runs.items())))
+    return target
+
+
+def load_demo(out: str | Path) -> dict[int, dict[str, MethodResult]]:
+    """budget -> method folder -> MethodResult, from OUT/per_problem.json (`write_per_problem`)."""
+    path = Path(out) / PER_PROBLEM
+    if not path.is_file():
+        return {}
+    runs: dict[int, dict[str, MethodResult]] = {}
+    for key, cols in json.loads(path.read_text()).items():
+        budget, method = key.split("/", 1)
+        ids = cols["doc_id"]
+        runs.setdefault(int(budget[1:]), {})[method] = MethodResult(
+            dict(zip(ids, map(float, cols["pass1"]))), dict(zip(ids, map(float, cols["reasoning"]))),
+            dict(zip(ids, map(float, cols["answer"]))))
     return runs
 
 
@@ -94,12 +119,12 @@ def _fmt_diff(d) -> tuple[str, str]:
     return f"{d[0]:+.1f} pts", f"[{d[1]:+.1f}, {d[2]:+.1f}]"
 
 
-def findings(out: str | Path) -> list[Finding]:
+def findings(out: str | Path, runs: dict[int, dict[str, MethodResult]] | None = None) -> list[Finding]:
     """The issue's targets, measured on a demo's output (FULL budget = the largest one run)."""
     out = Path(out)
-    runs = load_demo(out)
+    runs = load_demo(out) if runs is None else runs
     if not runs:
-        raise ValueError(f"no demo results under {out}/results")
+        raise ValueError(f"no demo results in {out / PER_PROBLEM}")
     full, small = max(runs), min(runs)
     at = runs[full]
     rows: list[Finding] = []
@@ -201,7 +226,7 @@ def render_findings(out: str | Path) -> str:
         "| finding | target | paper | ours | 95% interval | |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for f in findings(out):
+    for f in findings(out, runs):
         lines.append(f"| {f.name} | {f.target} | {f.paper} | {f.ours} | {f.interval} | {mark[f.met]} |")
     return "\n".join(lines) + "\n"
 

@@ -123,6 +123,15 @@ class DecodeConfig:
         return self.answer_allowance if self.answer_allowance is not None else self.max_gen_toks
 
     @property
+    def max_new_tokens(self) -> int:
+        """The most tokens one row can generate under this config (the decode loop's step count)."""
+        if self.mode != "think":
+            return self.answer_cap
+        if self.allowance_in_budget:
+            return self.max_gen_toks  # reasoning + forced + answer <= B
+        return self.reasoning_cap + self.forced_tokens + self.answer_cap
+
+    @property
     def budget_rule(self) -> str:
         """What results record: how think mode's answer was capped."""
         if self.mode != "think":
@@ -293,7 +302,7 @@ class LatentLM:
         """Render, lay out, tokenise and left-pad a batch of prompts."""
         self.check_mode(mode)
         ids = [self._encode(t) for t in self.prefix_texts(prompts, mode, nothink_style)]
-        extra = (self.reasoner.num_latents + len(self._suffix_ids)) if mode == "latent" else 0
+        extra = self._latent_extra(mode)
         if self.max_context is not None:
             for i, row in enumerate(ids):
                 if len(row) + extra >= self.max_context:
@@ -316,8 +325,12 @@ class LatentLM:
         """Tokens the base holds before the first generated one, for the longest of `prompts`."""
         if not prompts:
             return 0
-        extra = (self.reasoner.num_latents + len(self._suffix_ids)) if cfg.mode == "latent" and self.reasoner else 0
-        return max(len(self._encode(t)) for t in self.prefix_texts(prompts, cfg.mode, cfg.nothink_style)) + extra
+        return max(len(self._encode(t)) for t in self.prefix_texts(prompts, cfg.mode, cfg.nothink_style)) + \
+            self._latent_extra(cfg.mode)
+
+    def _latent_extra(self, mode: str) -> int:
+        """Positions that follow X before the first generated token: z and the suffix (latent mode)."""
+        return self.reasoner.num_latents + len(self._suffix_ids) if mode == "latent" and self.reasoner else 0
 
     def _left_pad(self, ids: Sequence[Sequence[int]]) -> PromptBatch:
         """Token-id rows -> a left-padded PromptBatch on the base's device."""
@@ -549,10 +562,7 @@ class LatentLM:
             cfg = dataclasses.replace(cfg, forced_tokens=F)  # re-validates: the budget must leave room
         eos = torch.tensor([] if cfg.ignore_eos else self.eos_ids, dtype=torch.long, device=dev)
         in_budget = think and cfg.allowance_in_budget
-        if in_budget:
-            max_steps = cfg.max_gen_toks  # reasoning + forced + answer <= B
-        else:
-            max_steps = (cfg.reasoning_cap + F + cfg.answer_cap) if think else cfg.answer_cap
+        max_steps = cfg.max_new_tokens
         # Per-row answer cap: under allowance_in_budget it is what the row's reasoning left of B.
         answer_cap = torch.full((B,), cfg.answer_cap, dtype=torch.long, device=dev)  # [B]
         gen = None

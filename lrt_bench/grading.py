@@ -762,20 +762,21 @@ def _cache_get(key):
         return val
 
 
-def _cache_put(key, val: bool) -> None:
+def _lru_put(lru: OrderedDict, key, val) -> None:
+    """Insert into one of the bounded LRU dicts (under the cache lock), dropping the oldest."""
     with _cache_lock:
-        _cache[key] = val
-        _cache.move_to_end(key)
-        while len(_cache) > _CACHE_SIZE:
-            _cache.popitem(last=False)
+        lru[key] = val
+        lru.move_to_end(key)
+        while len(lru) > _CACHE_SIZE:
+            lru.popitem(last=False)
+
+
+def _cache_put(key, val: bool) -> None:
+    _lru_put(_cache, key, val)
 
 
 def _remember_slow(answer: str) -> None:
-    with _cache_lock:
-        _slow[answer] = None
-        _slow.move_to_end(answer)
-        while len(_slow) > _CACHE_SIZE:
-            _slow.popitem(last=False)
+    _lru_put(_slow, answer, None)
 
 
 def _is_slow(answer: str) -> bool:

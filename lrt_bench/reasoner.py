@@ -267,6 +267,7 @@ class ReasonerMeta:
     recipe: dict[str, Any] | None = None
     step: int | None = None
     code_version: str = field(default_factory=_code_version)
+    weights_sha256: str | None = None  # as recorded in the config (None: written before it was recorded)
 
 
 def sha256_file(path: str | Path) -> str:
@@ -300,8 +301,8 @@ def save_reasoner(
     state = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
     with atomic_dir(path) as tmp:
         save_file(state, str(tmp / CHECKPOINT_WEIGHTS), metadata={"format": "pt"})
-        doc = {"format": CHECKPOINT_FORMAT, "format_version": 2, **dataclasses.asdict(meta),
-               "weights_sha256": sha256_file(tmp / CHECKPOINT_WEIGHTS)}
+        meta.weights_sha256 = sha256_file(tmp / CHECKPOINT_WEIGHTS)
+        doc = {"format": CHECKPOINT_FORMAT, "format_version": 2, **dataclasses.asdict(meta)}
         (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(doc, indent=2) + "\n")
     return path
 
@@ -355,6 +356,7 @@ def read_reasoner_meta(path: str | Path) -> ReasonerMeta:
         recipe=doc.get("recipe") if isinstance(doc.get("recipe"), dict) else None,
         step=step,
         code_version=str(doc.get("code_version", "unknown")),
+        weights_sha256=doc.get("weights_sha256"),
     )
 
 
@@ -370,14 +372,21 @@ def check_base_matches(meta: ReasonerMeta, base: nn.Module, where: str = "") -> 
         )
 
 
+def _unreadable(e: Exception, what: str, path: str | Path, hint: str) -> LRTError:
+    first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    return LRTError(f"{what} {path} is unreadable ({first}): {hint}")
+
+
+_SAFETENSORS_ERRORS = (SafetensorError, OSError, ValueError, RuntimeError)
+
+
 def load_safetensors(path: str | Path, what: str = "weights file", hint: str = "it is truncated or damaged"
                      ) -> dict[str, torch.Tensor]:
     """safetensors -> tensors, with a truncated or garbled file as a one-line LRTError."""
     try:
         return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise LRTError(f"{what} {path} is unreadable ({first}): {hint}") from None
+    except _SAFETENSORS_ERRORS as e:
+        raise _unreadable(e, what, path, hint) from None
 
 
 def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
@@ -385,6 +394,19 @@ def check_finite(tensors: dict[str, torch.Tensor], where: str) -> None:
     if bad:
         raise LRTError(f"{where} has non-finite values (NaN/inf) in {bad[:3]}: the weights are damaged; retrain "
                        "or restore them")
+
+
+def _check_sha(meta: ReasonerMeta, weights: Path, data: bytes | None = None) -> None:
+    """The weights against the SHA-256 the config recorded (of `data` when the bytes are in hand)."""
+    if meta.weights_sha256 is None:
+        log.warning("%s records no weights_sha256 (written by an older lrt-bench): weights not verified", weights)
+        return
+    got = hashlib.sha256(data).hexdigest() if data is not None else sha256_file(weights)
+    if got != meta.weights_sha256:
+        raise LRTError(
+            f"{weights} does not match the SHA-256 recorded in {CHECKPOINT_CONFIG} (got {got[:12]}..., "
+            f"expected {str(meta.weights_sha256)[:12]}...): the file is damaged or was replaced; restore it or retrain"
+        )
 
 
 def verify_reasoner(path: str | Path) -> ReasonerMeta:
@@ -395,22 +417,12 @@ def verify_reasoner(path: str | Path) -> ReasonerMeta:
     path = Path(path)
     meta = read_reasoner_meta(path)
     weights = path / CHECKPOINT_WEIGHTS
-    expected = _read_config_doc(path).get("weights_sha256")
-    if expected is not None:
-        got = sha256_file(weights)
-        if got != expected:
-            raise LRTError(
-                f"{weights} does not match the SHA-256 recorded in {CHECKPOINT_CONFIG} (got {got[:12]}..., "
-                f"expected {str(expected)[:12]}...): the file is damaged or was replaced; restore it or retrain"
-            )
-    else:
-        log.warning("%s records no weights_sha256 (written by an older lrt-bench): weights not verified", path)
+    _check_sha(meta, weights)
     try:
         with safe_open(str(weights), framework="pt") as f:
             f.keys()
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise LRTError(f"reasoner weights file {weights} is unreadable ({first}): it is truncated or damaged") from None
+    except _SAFETENSORS_ERRORS as e:
+        raise _unreadable(e, "reasoner weights file", weights, "it is truncated or damaged") from None
     return meta
 
 
@@ -423,12 +435,20 @@ def load_reasoner(
     transformers' own classes (no remote code, no hub access), the weights' SHA-256 verified when the
     config records it, and non-finite weights refused.
     """
+    from safetensors.torch import load as load_bytes
+
     path = Path(path)
-    meta = verify_reasoner(path)
+    meta = read_reasoner_meta(path)
     if base is not None:
         check_base_matches(meta, base, where=str(path))
     weights = path / CHECKPOINT_WEIGHTS
-    state = load_safetensors(weights, "reasoner weights file")
+    data = weights.read_bytes()  # read once: hashed, then parsed
+    _check_sha(meta, weights, data)
+    try:
+        state = load_bytes(data)
+    except _SAFETENSORS_ERRORS as e:
+        raise _unreadable(e, "reasoner weights file", weights, "it is truncated or damaged") from None
+    del data
     check_finite(state, f"reasoner {weights}")
     net = ReasoningNetwork(meta.network)
     try:

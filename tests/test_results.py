@@ -45,3 +45,13 @@ def test_readme_quotes_the_committed_results():
     quoted = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert " ".join(quoted.split()) == readme_summary(DEMO), (
         "README's demo figures differ from results/tiny: paste lrt_bench.findings.readme_summary('results/tiny')")
+
+
+def test_per_problem_file_agrees_with_the_committed_results():
+    """per_problem.json (what FINDINGS.md is computed from) averages to lm-eval's own pass@1 of each cell."""
+    per = json.loads((DEMO / "per_problem.json").read_text())
+    for key, cols in per.items():
+        (res,) = (DEMO / "results" / key).rglob("results_*.json")
+        want = json.loads(res.read_text())["results"]["lrt_tiny"]["pass@1,none"]
+        assert abs(sum(cols["pass1"]) / len(cols["pass1"]) - want) < 1e-9, key
+    assert len(per) == len(list((DEMO / "results").rglob("results_*.json")))
