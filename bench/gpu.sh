@@ -4,7 +4,8 @@
 #      weights, forced lengths (`lrt-bench bench --real-size`): Qwen3-1.7B at batch 1 and 16 with think
 #      reasoning exactly 3500 tokens, then DeepSeek-R1-Distill-Qwen-1.5B at batch 1 with 1000; every
 #      answer exactly 64 tokens, G_φ of Qwen3-Embedding-0.6B size with 256 latents, bf16;
-#   2. the Trainers issue's 5-step GRPO check (bench/grpo_gpu.py; skipped with a message until it exists).
+#   2. GRPO at real shapes through the trainer's own step (bench/grpo_gpu.py): 5 latent steps, and an
+#      explicit-policy (ShorterBetter) step with gradient checkpointing off and on.
 # One deadline for the whole script (LRT_GPU_DEADLINE_S, default 470 s): every step runs under `timeout`
 # with its share of what is left, so the script ends in time even when a step is slow. The benchmark
 # writes its JSON and markdown after every cell (nothink, latent, then think per batch size), so a step
@@ -13,7 +14,8 @@
 #
 # Expected durations on an H100 (eager PyTorch, one decode step ~20-30 ms at these sizes): ~3.6k steps
 # per Qwen3 think cell, ~1.5 min each (two: batch 1 and 16); GRPO ~2 min; R1-distill ~1 min; the
-# nothink/latent cells take seconds, each model build ~20-30 s. Slots: 250 + 140 + what is left of 450 s.
+# nothink/latent cells take seconds, each model build ~20-30 s. Slots: 230 + 150 + 150, and the R1-distill
+# cell gets what is left (it is skipped when under 30 s remain).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-results/bench}
@@ -63,15 +65,16 @@ bench=(python3 -m lrt_bench.bench --think-tokens 3500 --answer-tokens 64 --laten
 # 1a. The paper's anchor (Table 7: Qwen3-1.7B), batch 1 and 16.
 step "real size qwen3-1.7b" 230 "${bench[@]}" --real-size qwen3-1.7b --batch-sizes 1,16
 
-# 2. >>> GRPO CHECK (Trainers issue): 5 GRPO steps at real shapes, bench/grpo_gpu.py (writes
-#    $OUT/grpo_gpu_qwen3-1.7b.json after every step). Rollouts of 1,024 tokens x 8 generations, 256
-#    latents (the issue's shapes): a step is dominated by its 1,024 decode steps (~25-30 s at ~25 ms per
-#    step), so five fit the 200 s slot with the model build; a cut run keeps the steps it finished.
-if [[ -f bench/grpo_gpu.py ]]; then
-    step "grpo 5 steps" 200 env OUT="$out" python3 bench/grpo_gpu.py --steps 5 --completion-tokens 1024
-else
-    echo "== grpo 5 steps: SKIPPED, bench/grpo_gpu.py does not exist yet (Trainers issue)"
-fi
+# 2. >>> GRPO CHECK (trainers at scale): the trainer's own set-up and step (trainers.grpo.setup /
+#    grpo_step) at real shapes, writing $OUT/grpo_gpu_<policy>_<size>.json after every step (a cut run
+#    keeps the steps it finished). Latent: Qwen3-1.7B base, Qwen3-Embedding-0.6B-size G_φ, K = 8, 256
+#    latents, 1,024-token rollouts generated in chunks of 8, 5 steps. Explicit (ShorterBetter's policy):
+#    R1-Distill-Qwen-1.5B trained in fp32 master weights under bf16 autocast, 2,048-token rollouts, two
+#    steps with gradient checkpointing off and two with it on (peak memory of each).
+step "grpo latent 5 steps" 150 env OUT="$out" python3 bench/grpo_gpu.py --policy latent --steps 5 \
+    --completion-tokens 1024 --generation-batch-size 8
+step "grpo explicit, checkpointing off/on" 150 env OUT="$out" python3 bench/grpo_gpu.py --policy explicit \
+    --steps 2 --completion-tokens 2048 --gradient-checkpointing both
 # <<< GRPO CHECK
 
 # 1b. The R1-distill base, batch 1, with whatever time is left: 1000 reasoning tokens here (the later

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
@@ -196,17 +197,44 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def token_logprobs(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[ids]: logits [B, T, V], ids [B, T] -> [B, T], in fp32.
+def head_logprobs(
+    hidden: torch.Tensor, head: nn.Module, ids: torch.Tensor, temperature: float = 1.0, chunk_tokens: int = 1024
+) -> torch.Tensor:
+    """log softmax(head(hidden) / temperature)[ids] in fp32: hidden [B, T, d], ids [B, T] -> [B, T].
 
-    Row by row, so the fp32 copy of the logits is one row's [T, V] at a time, not the batch's
-    (with a 151k vocabulary, K = 8 and 1,024 tokens the batch's would be 5 GB).
+    hidden[:, t] is the state that predicts ids[:, t]; `head` is the LM head. `temperature` is the one
+    the tokens were sampled at (RL ratios and KLs are of the sampling distribution, as TRL and verl
+    compute them). The vocabulary-sized logits exist one chunk of `chunk_tokens` positions at a time,
+    and with gradients each chunk is recomputed in the backward pass instead of kept: for 8
+    completions of 6,000 tokens and a 151k vocabulary the batch's logits alone would be 18 GB in bf16,
+    their gradient as much again, and an fp32 copy twice that.
     """
-    rows = []
-    for b in range(logits.shape[0]):
-        lg = logits[b].float()  # [T, V]
-        rows.append(lg.gather(-1, ids[b].unsqueeze(-1)).squeeze(-1) - torch.logsumexp(lg, -1))  # [T]
-    return torch.stack(rows)
+    B, T, d = hidden.shape
+    flat_h = hidden.reshape(B * T, d)  # [B*T, d]
+    flat_ids = ids.reshape(B * T)  # [B*T]
+
+    def piece(h: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        lg = head(h).float()  # [c, V]
+        if temperature != 1.0:
+            lg = lg / temperature
+        return lg.gather(-1, idx[:, None]).squeeze(-1) - torch.logsumexp(lg, -1)  # [c]
+
+    needs_grad = torch.is_grad_enabled() and (hidden.requires_grad or any(p.requires_grad for p in head.parameters()))
+    out = []
+    for s in range(0, B * T, chunk_tokens):
+        h, idx = flat_h[s : s + chunk_tokens], flat_ids[s : s + chunk_tokens]
+        out.append(checkpoint(piece, h, idx, use_reentrant=False) if needs_grad else piece(h, idx))
+    return torch.cat(out).view(B, T) if out else hidden.new_zeros(B, T, dtype=torch.float32)
+
+
+def plain_lm_head(base: nn.Module) -> nn.Module:
+    """The base's LM head, when logits are just head(last hidden state); refuse heads that do more."""
+    cfg = base.config.get_text_config()
+    extra = [k for k in ("final_logit_softcapping", "logit_scale") if getattr(cfg, k, None)]
+    if extra:
+        raise LRTError(f"log-probs are computed from the LM head in chunks, but this base's head also applies "
+                       f"{', '.join(extra)}: training it is not supported")
+    return base.get_output_embeddings()
 
 
 class LatentLM:
@@ -392,12 +420,14 @@ class LatentLM:
         repeats: int = 1,
         z: torch.Tensor | None = None,
         reasoner: nn.Module | None = None,
+        temperature: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher-forced log P_θ(Y | [X, z]) per answer token, with gradients into φ (through z).
 
         prompts: P prompts; answers: P*repeats token-id lists (rows of a prompt's group are adjacent).
         Pass `z` [P, N, d] to reuse latents (e.g. the old policy's); otherwise z = G_φ(H_X) here, with
         `reasoner` if given (a DDP-wrapped or reference copy of G_φ) else `self.reasoner`.
+        `temperature`: of the sampling that produced the answers (`head_logprobs`).
         Returns (logprobs [P*repeats, T], answer mask [P*repeats, T], z [P, N, d]).
         """
         batch = prompts if isinstance(prompts, PromptBatch) else self.encode_prompts(prompts, "latent")
@@ -426,9 +456,9 @@ class LatentLM:
         rep = batch.repeat(repeats)
         zr = z.repeat_interleave(repeats, dim=0)  # [P*k, N, d]
         embeds, mask, pos = self.assemble(rep, zr, ans, amask)
-        out = self._run(self.base, cache, inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
+        h = self._run(self.body, cache, inputs_embeds=embeds, attention_mask=mask, position_ids=pos).last_hidden_state
         first = embeds.shape[1] - T - 1  # the last suffix position predicts Y_0
-        logp = token_logprobs(out.logits[:, first : first + T], ans)  # [P*k, T]
+        logp = head_logprobs(h[:, first : first + T], plain_lm_head(self.base), ans, temperature)  # [P*k, T]
         return logp * amask, amask, z
 
     # ------------------------------------------------------------------------------------- generate

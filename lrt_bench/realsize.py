@@ -63,11 +63,12 @@ def synthetic_prompt(n_words: int, seed: int) -> str:
 
 
 def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: str = "cuda",
-          dtype: torch.dtype = torch.bfloat16, layers: int | None = None) -> tuple[Any, Any, Any]:
+          dtype: torch.dtype = torch.bfloat16, layers: int | None = None,
+          vocab_size: int | None = None) -> tuple[Any, Any, Any]:
     """(base, tokenizer, reasoning network) at real size with random weights.
 
-    `layers` overrides the depth of both the base and G_φ's backbone (CPU smoke tests); widths,
-    vocabulary and head shapes stay those of the published configs.
+    `layers` overrides the depth of both the base and G_φ's backbone, `vocab_size` the vocabulary
+    (CPU smoke tests); widths and head shapes stay those of the published configs.
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
@@ -81,6 +82,10 @@ def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: 
     backbone = dict(QWEN3_EMBEDDING_0P6B)
     if layers is not None:
         cfg["num_hidden_layers"] = backbone["num_hidden_layers"] = layers
+    if vocab_size is not None:
+        if vocab_size <= len(SPECIALS):
+            raise LRTError(f"vocab_size must exceed the {len(SPECIALS)} special tokens, got {vocab_size}")
+        cfg["vocab_size"] = vocab_size
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     tok = synthetic_tokenizer(config.vocab_size)
     config.eos_token_id = tok.eos_token_id

@@ -83,6 +83,8 @@ def test_readme_command(cmd):
     if "..." in cmd or "<" in cmd:
         pytest.skip("placeholder command (documented shape only)")
     argv = shlex.split(cmd)
+    while "=" in argv[0] and argv[0].split("=", 1)[0].isupper():  # leading VAR=value assignments
+        argv = argv[1:]
     head = argv[0]
     if head in ("python3", "pip", ".") or argv[:3] == ["python", "-m", "pytest"]:
         pytest.skip("set-up and test commands: .ci/run runs them on a fresh clone")
@@ -91,8 +93,11 @@ def test_readme_command(cmd):
     elif head == "lm_eval":
         _check_lm_eval(argv)
     elif head == "accelerate":
-        cfg = argv[argv.index("--config_file") + 1]
-        assert (ROOT / cfg).is_file(), cfg
+        if "--config_file" in argv:
+            cfg = argv[argv.index("--config_file") + 1]
+            assert (ROOT / cfg).is_file(), cfg
+        else:  # the CPU multi-process form, run for real by tests/test_trainers_scale.py
+            assert "--multi_gpu" in argv and "--num_processes" in argv and cmd.startswith("ACCELERATE_USE_CPU=1 ")
         _check_trainer(argv)
     elif argv[:3] in (["python", "-m", "trainers.sft"], ["python", "-m", "trainers.grpo"]):
         _check_trainer(argv)

@@ -127,23 +127,35 @@ def test_grpo_loss_aggregation_and_kl_by_hand():
     old = torch.zeros(2, 3)
     adv = torch.tensor([1.0, -2.0])
     mask = torch.tensor([[1, 1, 1], [1, 0, 0]])
-    # token: (-1 -1 -1 + 2) / 4 ; sequence: mean(-1, 2)
-    loss_tok, st = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="token")
+    # bnpo: (-1 -1 -1 + 2) / 4 ; grpo: mean(-1, 2); dr_grpo: (-1) / (2 rows x 5); dapo: (-1) / 10 items
+    loss_tok, st = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="bnpo")
     assert float(loss_tok) == approx(-0.25)
     assert st == {"clip_fraction": 0.0}
-    loss_seq, _ = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="sequence")
+    loss_seq, _ = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="grpo")
     assert float(loss_seq) == approx(0.5)
+    loss_dr, _ = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="dr_grpo", max_completion_length=5)
+    assert float(loss_dr) == approx(-0.1)
+    loss_dapo, _ = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="dapo", num_items=10)
+    assert float(loss_dapo) == approx(-0.1)
+    # dapo over two micro-batches, each normalised by the step's 4 tokens, sums to the step's bnpo
+    halves = [grpo_core.grpo_loss(logp[i : i + 1], old[i : i + 1], adv[i : i + 1], mask[i : i + 1], epsilon=0.2,
+                                  loss_type="dapo", num_items=4)[0] for i in (0, 1)]
+    assert float(sum(halves)) == approx(-0.25)
+    with pytest.raises(ValueError, match="num_items"):
+        grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="dapo")
+    with pytest.raises(ValueError, match="max_completion_length"):
+        grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, loss_type="dr_grpo")
 
     # + β·KL (k3, d = ref - logp); the masked-out positions hold huge values that must not count
     beta = 0.1
     ref = torch.tensor([[0.0, -1.0, 1.0], [math.log(2.0), 7.0, -7.0]])
     k = [[0.0, math.exp(-1.0), math.exp(1.0) - 2.0], [2.0 - math.log(2.0) - 1.0]]
     tok_terms = [-1 + beta * k[0][0], -1 + beta * k[0][1], -1 + beta * k[0][2], 2 + beta * k[1][0]]
-    loss, st = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, beta=beta, ref_logp=ref, loss_type="token")
+    loss, st = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, beta=beta, ref_logp=ref, loss_type="bnpo")
     assert float(loss) == approx(sum(tok_terms) / 4)
     assert st["kl"] == approx((k[0][0] + k[0][1] + k[0][2] + k[1][0]) / 4)
     assert st["clip_fraction"] == 0.0
-    loss, st2 = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, beta=beta, ref_logp=ref, loss_type="sequence")
+    loss, st2 = grpo_core.grpo_loss(logp, old, adv, mask, epsilon=0.2, beta=beta, ref_logp=ref, loss_type="grpo")
     assert float(loss) == approx((sum(tok_terms[:3]) / 3 + tok_terms[3]) / 2)
     assert st2["kl"] == approx(st["kl"])  # the logged KL is always the token mean
 
@@ -334,7 +346,7 @@ def test_grpo_explicit_trains_the_base_and_saves_a_loadable_model(world, tmp_pat
     assert any(r.get("grad_norm", 0) > 0 for r in _log(out))
 
     ck = load_file(str(out / "checkpoint-000001" / "trainable.safetensors"))
-    assert "lm_head.weight" in ck and "model.embed_tokens.weight" in ck
+    assert "base.lm_head.weight" in ck and "base.model.embed_tokens.weight" in ck  # the CompletionScorer's base
 
     model = AutoModelForCausalLM.from_pretrained(out / "model")
     tok = AutoTokenizer.from_pretrained(out / "model")
@@ -601,15 +613,27 @@ def test_grpo_entry_point_smoke(sft_run, world, tmp_path):
 
 
 def test_grpo_gpu_script_runs_on_cpu(tmp_path):
-    """bench/grpo_gpu.py (the GPU check) runs the trainer's step end to end at shrunk depth on CPU."""
+    """bench/grpo_gpu.py (the GPU check) runs the trainer's own set-up and step at shrunk depth on CPU."""
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, OUT=str(tmp_path), OMP_NUM_THREADS="1")
-    r = subprocess.run([sys.executable, str(root / "bench" / "grpo_gpu.py"), "--layers", "1", "--device", "cpu",
-                 "--completion-tokens", "6", "--latents", "4", "--steps", "2", "--prompt-words", "8"],
-                capture_output=True, text=True, env=env, timeout=600)
+    common = ["--layers", "1", "--vocab", "2048", "--device", "cpu", "--completion-tokens", "6", "--steps", "2", "--prompt-words", "8",
+              "--num-generations", "2"]
+    r = subprocess.run([sys.executable, str(root / "bench" / "grpo_gpu.py"), *common, "--latents", "4",
+                        "--prompts", "2", "--generation-batch-size", "2"],
+                       capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    out = json.loads((tmp_path / "grpo_gpu_qwen3-1.7b.json").read_text())
-    assert len(out["steps"]) == 2
+    out = json.loads((tmp_path / "grpo_gpu_latent_qwen3-1.7b.json").read_text())
+    assert out["complete"] and len(out["runs"]) == 1 and len(out["runs"][0]["steps"]) == 2
     # forced lengths: every completion is exactly --completion-tokens (EOS is ignored)
-    assert all(s["completion_tokens"] == 8 * 6 for s in out["steps"])
-    assert out["mean_rollout_tokens_per_s_after_first"] > 0
+    assert all(s["completion_tokens"] == 6 and s["grad_norm"] > 0 for s in out["runs"][0]["steps"])
+    assert out["runs"][0]["mean_rollout_tokens_per_s_after_first"] > 0
+
+    r = subprocess.run([sys.executable, str(root / "bench" / "grpo_gpu.py"), *common, "--policy", "explicit",
+                        "--gradient-checkpointing", "both", "--steps", "1"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads((tmp_path / "grpo_gpu_explicit_r1-distill-qwen-1.5b.json").read_text())
+    assert [run["gradient_checkpointing"] for run in out["runs"]] == [False, True]
+    # think mode with ignore_eos: 6 reasoning tokens, the forced close, then the 64-token answer
+    assert all(run["steps"][0]["completion_tokens"] > 6 + 64 and run["steps"][0]["grad_norm"] > 0
+               for run in out["runs"])

@@ -101,30 +101,34 @@ class RunComplete(Exception):
     """--resume found a finished run: nothing to do (exit 0)."""
 
 
-def prepare_output_dir(cfg: TrainConfig, is_main: bool) -> Path:
+def prepare_output_dir(cfg: TrainConfig, acc) -> Path:
     """Refuse to clobber a run unless --overwrite; with --resume the dir must hold that same run.
 
-    Only the main process checks and writes (the others wait at the caller's barrier), so a later rank
-    never finds rank 0's fresh directory and takes it for an old run.
+    Every process checks (they only read, so each stops with the same error, or RunComplete, rather
+    than one waiting forever at a barrier for another that quit); then, after a barrier, only the
+    main process removes, creates and writes, and everyone waits for it, so a later rank never finds
+    rank 0's fresh directory and takes it for an old run.
     """
     out = Path(cfg.output_dir).expanduser()
-    if not is_main:
-        return out
     exists = out.exists() and any(out.iterdir())
     if cfg.resume:
         if not exists:
             raise LRTError(f"--resume: {out} does not exist or is empty; drop --resume to start a new run")
         check_resume(cfg, out)
-        _remove_stale_temps(out)
-    elif exists:
-        if not cfg.overwrite:
-            raise LRTError(
-                f"output_dir {out} already exists: pass --resume to continue that run, --overwrite to "
-                "replace it, or another --output_dir"
-            )
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(out / "config.json", cfg.to_dict())  # only after a resume has been checked
+    elif exists and not cfg.overwrite:
+        raise LRTError(
+            f"output_dir {out} already exists: pass --resume to continue that run, --overwrite to "
+            "replace it, or another --output_dir"
+        )
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        if cfg.resume:
+            _remove_stale_temps(out)
+        elif exists:
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(out / "config.json", cfg.to_dict())  # only after a resume has been checked
+    acc.wait_for_everyone()
     return out
 
 
@@ -181,7 +185,12 @@ def _remove_stale_temps(out: Path) -> None:
 
 
 def make_accelerator(cfg: TrainConfig):
-    """One Accelerator for single-GPU, DDP and DeepSpeed ZeRO-2 (chosen by `accelerate launch`)."""
+    """One Accelerator for single-GPU, DDP and DeepSpeed ZeRO-2 (chosen by `accelerate launch`).
+
+    Gradient accumulation is accelerate's own (`accumulate()`): under DDP it skips the all-reduce on
+    all but the last micro-batch, and under ZeRO-2, where `no_sync` is a no-op and every `backward`
+    would step the engine, it tells the engine which micro-batch ends the step.
+    """
     from accelerate import Accelerator
 
     if cfg.torch_threads and not torch.cuda.is_available():
@@ -189,7 +198,16 @@ def make_accelerator(cfg: TrainConfig):
     use_bf16 = cfg.bf16 if cfg.bf16 is not None else torch.cuda.is_available()
     if use_bf16 and not torch.cuda.is_available() and cfg.bf16:
         raise LRTError("bf16: true needs a GPU here; drop it on CPU (autocast is on by default on GPU)")
-    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no")
+    acc = Accelerator(mixed_precision="bf16" if use_bf16 else "no",
+                      gradient_accumulation_steps=cfg.gradient_accumulation_steps)
+    launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if launched != acc.num_processes:
+        # e.g. `accelerate launch --multi_gpu` without a GPU: every process would train alone, all into
+        # one output directory
+        raise LRTError(
+            f"{launched} processes were launched but accelerate set up {acc.num_processes}: on CPU launch with "
+            "`ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes N ...` (gloo)"
+        )
     if acc.distributed_type.name == "DEEPSPEED" and (cfg.save_steps or cfg.resume):
         # ZeRO shards the optimizer state; our checkpoints hold it whole, in safetensors (no pickle).
         raise LRTError(
@@ -199,6 +217,37 @@ def make_accelerator(cfg: TrainConfig):
     return acc
 
 
+def prepare(acc, cfg: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer):
+    """`acc.prepare(model, optimizer)`, after giving DeepSpeed what it cannot infer without a dataloader.
+
+    The recipe is the one source of the micro-batch, the accumulation and the clipping: a DeepSpeed
+    config that sets them to other values is refused rather than silently preferred (accelerate would
+    take DeepSpeed's accumulation steps over ours with only a warning).
+    """
+    if acc.distributed_type.name == "DEEPSPEED":
+        ds = acc.state.deepspeed_plugin.deepspeed_config
+        want = {"train_micro_batch_size_per_gpu": cfg.per_device_train_batch_size,
+                "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+                "gradient_clipping": cfg.max_grad_norm}
+        for key, value in want.items():
+            have = ds.get(key, "auto")
+            if have == "auto":
+                ds[key] = value
+            elif float(have) != float(value):
+                raise LRTError(f"the DeepSpeed config sets {key}: {have}, the recipe {value}: remove the key from "
+                               "the DeepSpeed config (the recipe fills it) or make them equal")
+    return acc.prepare(model, optimizer)
+
+
+def check_synced(acc) -> None:
+    """After a step's micro-batches: accelerate must be at the accumulation boundary (one update per step)."""
+    if not acc.sync_gradients:
+        raise RuntimeError(
+            f"gradient accumulation out of step: the last micro-batch did not reach the boundary of "
+            f"{acc.gradient_accumulation_steps} steps (a DeepSpeed config overrode gradient_accumulation_steps?)"
+        )
+
+
 def base_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
     if cfg.dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -206,13 +255,16 @@ def base_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
 
 
 def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False):
-    """The base and its tokenizer. Frozen and in eval mode unless `trainable` (policy: explicit)."""
+    """The base and its tokenizer: frozen in eval mode, or `trainable` (policy: explicit) in train mode.
+
+    Trained weights are fp32 master weights whatever `dtype` says (bf16 compute comes from the
+    accelerator's autocast): an AdamW step at lr 1e-6 applied to bf16 weights is mostly rounded
+    away. Train mode matters beyond dropout: transformers only checkpoints activations in it.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = resolve_path(cfg.base)
-    dtype = base_dtype(cfg, device)
-    if trainable and dtype != torch.float32 and device.type == "cpu":
-        dtype = torch.float32
+    dtype = torch.float32 if trainable else base_dtype(cfg, device)
     try:
         tok = AutoTokenizer.from_pretrained(name, revision=cfg.base_revision, trust_remote_code=cfg.trust_remote_code)
         base = AutoModelForCausalLM.from_pretrained(
@@ -223,20 +275,21 @@ def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise LRTError(f"cannot load the base {name!r}: {first}. Pass a hub id or a model directory") from None
     base.to(device)
-    base.eval()
+    base.train(trainable)
     base.requires_grad_(trainable)
     return base, tok
 
 
 def build_reasoner(cfg: TrainConfig, base: nn.Module):
-    """G_φ: from `reasoner` (a checkpoint for this base) or new from the recipe's shape."""
+    """G_φ in fp32 (master weights, see `load_base`): from `reasoner` (a checkpoint for this base) or
+    new from the recipe's shape."""
     import json
 
     from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
 
     if cfg.reasoner:
         net, meta = load_reasoner(resolve_path(cfg.reasoner), base)
-        return net
+        return net.float()
     kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "backbone": cfg.backbone,
                               "trust_remote_code": cfg.trust_remote_code}
     if cfg.backbone_config:
@@ -250,7 +303,7 @@ def build_reasoner(cfg: TrainConfig, base: nn.Module):
     net = ReasoningNetwork.for_base(base, **kwargs)
     if cfg.init_backbone_from_base:
         init_backbone_from_base(net, base)
-    return net
+    return net.float()
 
 
 def init_backbone_from_base(net: nn.Module, base: nn.Module) -> None:
@@ -351,9 +404,11 @@ class EpochOrder:
         return out[rank::world]
 
 
-def step_seed(seed: int, step: int, rank: int) -> int:
-    """Sampling seed of one rollout batch: a function of (seed, step, rank), so resume is exact."""
-    return (seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**62)
+def step_seed(seed: int, step: int, position: int) -> int:
+    """Sampling seed of one rollout chunk: a function of (seed, step, the global batch position of the
+    chunk's first prompt), so resume is exact and the samples do not depend on the number of processes
+    (rank r's first prompt sits at position r: `EpochOrder` deals the global batch out round-robin)."""
+    return (seed * 1_000_003 + step * 7_919 + position * 104_729) % (2**62)
 
 
 # ---------------------------------------------------------------------------------------- logging
@@ -425,18 +480,40 @@ class RunLog:
             self._file.close()
 
 
-def evaluate(lm, rows: list[dict], *, mode: str, max_gen_toks: int, batch_size: int, answer_allowance: int = 64) -> float:
-    """Greedy accuracy on `rows` through Core's generation (the same path as the `lrt` backend)."""
+def evaluate(lm, rows: list[dict], *, mode: str, max_gen_toks: int, batch_size: int,
+             answer_allowance: int | None = None) -> float:
+    """Greedy accuracy on `rows` through Core's generation (the same path as the `lrt` backend).
+
+    The base and G_φ run in eval mode (as `lm_eval` runs them) and go back to their modes after.
+    """
     from lrt_bench.generation import DecodeConfig
     from lrt_bench.grading import grade_math
 
     cfg = DecodeConfig(mode=mode, max_gen_toks=max_gen_toks, answer_allowance=answer_allowance)
+    modules = [m for m in (lm.base, lm.reasoner) if m is not None]
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
     correct = 0
-    for i in range(0, len(rows), batch_size):
-        chunk = rows[i : i + batch_size]
-        gens = lm.generate([r["problem"] for r in chunk], cfg)
-        correct += sum(grade_math(g.text, r["answer"]) for g, r in zip(gens, chunk))
+    try:
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i : i + batch_size]
+            gens = lm.generate([r["problem"] for r in chunk], cfg)
+            correct += sum(grade_math(g.text, r["answer"]) for g, r in zip(gens, chunk))
+    finally:
+        for m, was in zip(modules, modes):
+            m.train(was)
     return correct / max(1, len(rows))
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer) -> int | None:
+    """Updates the optimizer has applied (AdamW's per-parameter step count); None if it keeps none."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            st = optimizer.state.get(p, {})
+            if "step" in st:
+                return int(st["step"])
+    return None
 
 
 def grad_norm(params: list[nn.Parameter]) -> float:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from lrt_bench.errors import LRTError
+from trainers.grpo_core import LOSS_TYPES
 
 TINY_PREFIX = "tiny:"
 
@@ -271,16 +272,24 @@ class GRPOConfig(TrainConfig):
     policy: str = "latent"  # latent: train G_φ (LRT) | explicit: train the base itself (baselines)
     num_generations: int = 8  # K samples per prompt
     max_completion_length: int = 512  # the token budget (max_gen_toks) of each rollout
+    # Completions generated together (TRL's name): rollouts are sampled in chunks of this many, which
+    # bounds the KV cache, then scored and trained on in micro-batches. A multiple of num_generations
+    # that divides one step's completions per process (per_device_train_batch_size x
+    # gradient_accumulation_steps). None = all of them at once.
+    generation_batch_size: int | None = None
     # explicit policy: answer tokens after </think> (natural or forced); None = the budget, as nothink
     # and latent mode get (the rule `lm_eval --model lrt` evaluates with)
     answer_allowance: int | None = None
     temperature: float = 1.0
     top_p: float = 1.0
+    top_k: int = 0  # 0 = off; sampling only (log-probs are of the full distribution at `temperature`, as in TRL)
     beta: float = 2e-3  # KL to the reference (the starting reasoner / base), k3 estimator
     epsilon: float = 0.2  # clip range of the ratio
     epsilon_high: float | None = None  # asymmetric upper clip (DAPO); None = epsilon
     num_iterations: int = 1  # optimisation passes per rollout batch (TRL's μ)
-    loss_type: str = "token"  # token: mean over all tokens of the batch | sequence: per-sequence mean first
+    # TRL's names (trainers/grpo_core.py): grpo (per-sequence mean first) | bnpo (token mean per
+    # micro-batch) | dr_grpo (sum / (rows x max_completion_length)) | dapo (token mean over the whole step)
+    loss_type: str = "bnpo"
     scale_rewards: bool = True  # divide advantages by the group's reward std
     rewards: list[Any] = field(default_factory=lambda: [{"name": "correctness"}])
     extractor: dict[str, Any] | None = None  # lcr1: {type: rule} or {type: llm, model: <id>}
@@ -313,14 +322,30 @@ class GRPOConfig(TrainConfig):
             raise LRTError(f"GRPO samples its rollouts: temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             raise LRTError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < 0:
+            raise LRTError(f"top_k must be >= 0 (0 = off), got {self.top_k}")
         if self.beta < 0 or not 0 < self.epsilon < 1:
             raise LRTError(f"need beta >= 0 and 0 < epsilon < 1 (got beta={self.beta}, epsilon={self.epsilon})")
         if self.epsilon_high is not None and self.epsilon_high <= 0:
             raise LRTError(f"epsilon_high must be > 0, got {self.epsilon_high}")
         if self.num_iterations < 1:
             raise LRTError(f"num_iterations must be >= 1, got {self.num_iterations}")
-        if self.loss_type not in ("token", "sequence"):
-            raise LRTError(f"loss_type {self.loss_type!r} is not one of token, sequence")
+        renamed = {"token": "bnpo", "sequence": "grpo"}
+        if self.loss_type in renamed:
+            raise LRTError(f"loss_type {self.loss_type!r} is now called {renamed[self.loss_type]!r} (TRL's name): "
+                           f"set loss_type: {renamed[self.loss_type]}")
+        if self.loss_type not in LOSS_TYPES:
+            raise LRTError(f"loss_type {self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}")
+        per_rank = self.per_device_train_batch_size * self.gradient_accumulation_steps
+        if self.generation_batch_size is not None:
+            g = self.generation_batch_size
+            if g < 1 or g % self.num_generations or per_rank % g:
+                raise LRTError(
+                    f"generation_batch_size ({g}) must be a multiple of num_generations ({self.num_generations}) "
+                    f"that divides the completions each process generates per step ({per_rank} = "
+                    f"per_device_train_batch_size x gradient_accumulation_steps), e.g. {self.num_generations}; "
+                    "or unset it (all at once)"
+                )
         self.rewards = [self._reward_spec(r) for r in self.rewards]
         if not self.rewards:
             raise LRTError("rewards is empty: list at least one, e.g. rewards: [{name: correctness}]")
@@ -348,7 +373,14 @@ class GRPOConfig(TrainConfig):
 
     @property
     def prompts_per_step(self) -> int:
+        """Prompts per micro-batch (per_device_train_batch_size counts completions)."""
         return self.per_device_train_batch_size // self.num_generations
+
+    @property
+    def prompts_per_generation(self) -> int:
+        """Prompts rolled out together (generation_batch_size; all of a step's by default)."""
+        g = self.generation_batch_size or self.per_device_train_batch_size * self.gradient_accumulation_steps
+        return g // self.num_generations
 
 
 def parse_overrides(argv: list[str]) -> dict[str, Any]:

@@ -6,8 +6,12 @@ Pure tensor functions, no model, no data: `trainers/grpo.py` feeds them log-prob
     ρ_t      = exp(log π_φ(y_t) − log π_φ_old(y_t))
     L_clip,t = −min(ρ_t · A_t, clip(ρ_t, 1 − ε, 1 + ε_high) · A_t)
     KL_t     = exp(ref_t − cur_t) − (ref_t − cur_t) − 1              (k3, Schulman 2020; ≥ 0, unbiased)
-    loss     = Σ_t mask_t (L_clip,t + β KL_t) / Σ_t mask_t            (loss_type="token", DAPO-style)
-             = mean_i [Σ_t mask_it (…) / Σ_t mask_it]                  (loss_type="sequence", GRPO paper)
+    ℓ_it     = L_clip,it + β KL_it,  summed with the loss mask m_it, by `loss_type` (TRL's names):
+    grpo     mean_i [Σ_t m_it ℓ_it / Σ_t m_it]          per-sequence mean, then over the micro-batch
+    bnpo     Σ_it m_it ℓ_it / Σ_it m_it                 token mean over the micro-batch
+    dr_grpo  Σ_it m_it ℓ_it / (B · max_completion_length)   a constant normaliser (Dr. GRPO)
+    dapo     Σ_it m_it ℓ_it / (tokens of the whole step)    token mean over every micro-batch and
+                                                         process of one optimizer step (`num_items`)
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ import torch
 def group_advantages(rewards: torch.Tensor, group_size: int, *, scale: bool = True, eps: float = 1e-4) -> torch.Tensor:
     """rewards [B] (groups of `group_size` adjacent rows) -> advantages [B].
 
-    The std is the population std of each group (TRL uses the unbiased one; with K = 8 the two differ
-    by 7%, a constant factor absorbed by the learning rate). A group whose rewards are all equal gets
+    The std is the population std of each group (TRL's `scale_rewards="group"` uses the unbiased one;
+    with K = 8 the two differ by 7%, a constant factor absorbed by the learning rate). A group whose rewards are all equal gets
     advantage 0 everywhere: it carries no signal about which sample was better.
     """
     B = rewards.shape[0]
@@ -63,15 +67,33 @@ def clipped_objective(
     return loss, was_clipped
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, loss_type: str = "token") -> torch.Tensor:
-    """x, mask [B, T] -> scalar. token: Σ x·m / Σ m; sequence: mean over rows of each row's mean."""
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo", *, max_completion_length: int = 0,
+                num_items: float = 0.0) -> torch.Tensor:
+    """x, mask [B, T] -> scalar, normalised as `loss_type` says (module docstring).
+
+    dr_grpo needs `max_completion_length`; dapo needs `num_items`, the loss-mask tokens of the whole
+    optimizer step (all micro-batches and processes), so that each micro-batch's share adds up to one
+    token mean of the step.
+    """
     m = mask.to(x.dtype)
-    if loss_type == "token":
-        return (x * m).sum() / m.sum().clamp(min=1)
-    if loss_type == "sequence":
+    total = (x * m).sum()
+    if loss_type == "bnpo":
+        return total / m.sum().clamp(min=1)
+    if loss_type == "grpo":
         per_row = (x * m).sum(-1) / m.sum(-1).clamp(min=1)  # [B]
         return per_row.mean()
-    raise ValueError(f"unknown loss_type {loss_type!r}")
+    if loss_type == "dr_grpo":
+        if max_completion_length < 1:
+            raise ValueError("loss_type dr_grpo needs max_completion_length >= 1")
+        return total / (x.shape[0] * max_completion_length)
+    if loss_type == "dapo":
+        if num_items <= 0:
+            raise ValueError("loss_type dapo needs num_items > 0 (the step's loss-mask tokens)")
+        return total / num_items
+    raise ValueError(f"unknown loss_type {loss_type!r}: one of {', '.join(LOSS_TYPES)}")
 
 
 def grpo_loss(
@@ -84,9 +106,14 @@ def grpo_loss(
     beta: float = 0.0,
     ref_logp: torch.Tensor | None = None,
     epsilon_high: float | None = None,
-    loss_type: str = "token",
+    loss_type: str = "bnpo",
+    max_completion_length: int = 0,
+    num_items: float = 0.0,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The GRPO loss and its statistics. logp/old_logp/ref_logp/mask: [B, T]; advantages [B] or [B, T]."""
+    """The GRPO loss and its statistics. logp/old_logp/ref_logp/mask: [B, T]; advantages [B] or [B, T].
+
+    `max_completion_length` (dr_grpo) and `num_items` (dapo): see `masked_mean`.
+    """
     per_token, was_clipped = clipped_objective(logp, old_logp, advantages, epsilon, epsilon_high)  # [B, T]
     stats: dict[str, float] = {}
     if beta > 0:
@@ -94,9 +121,10 @@ def grpo_loss(
             raise ValueError("beta > 0 needs ref_logp")
         kl = kl_k3(logp, ref_logp)  # [B, T]
         per_token = per_token + beta * kl
-        stats["kl"] = float(masked_mean(kl.detach(), mask, "token"))
+        stats["kl"] = float(masked_mean(kl.detach(), mask))
     elif ref_logp is not None:
-        stats["kl"] = float(masked_mean(kl_k3(logp.detach(), ref_logp), mask, "token"))
-    loss = masked_mean(per_token, mask, loss_type)
-    stats["clip_fraction"] = float(masked_mean(was_clipped, mask, "token"))
+        stats["kl"] = float(masked_mean(kl_k3(logp.detach(), ref_logp), mask))
+    loss = masked_mean(per_token, mask, loss_type, max_completion_length=max_completion_length,
+                       num_items=num_items)
+    stats["clip_fraction"] = float(masked_mean(was_clipped, mask))
     return loss, stats

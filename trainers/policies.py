@@ -3,9 +3,11 @@
 Both policies offer the same three calls to `trainers/grpo.py`, which owns everything else (rewards,
 advantages, the clipped loss, the optimiser):
 
-    rollout(prompts, K, decode) -> Rollout        sample K completions per prompt, no gradients
-    logprobs(rollout, model)    -> (logp, mask)   [B, T] per completion token, with gradients
-    ref_logprobs(rollout)       -> logp           [B, T] under the frozen reference (for the KL)
+    rollout(prompts, K, decode) -> Rollout        sample K completions per prompt, no gradients, eval mode
+    logprobs(rollout, model, T) -> (logp, mask)   [B, T] per completion token, with gradients
+    ref_logprobs(rollout, T)    -> logp           [B, T] under the frozen reference (for the KL)
+
+Log-probs are of the sampling distribution: logits divided by the rollout's temperature T.
 
 latent   (LRT, DESIGN §4.7): φ trains. z = G_φ(H_X) is computed once per prompt; K answers are sampled
          from the frozen base given [X, z]; log-probs are of the answer tokens given [X, G_φ(H_X)].
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from lrt_bench import layout
-from lrt_bench.generation import DecodeConfig, Generation, LatentLM, PromptBatch, token_logprobs
+from lrt_bench.generation import DecodeConfig, Generation, LatentLM, PromptBatch, head_logprobs, plain_lm_head
 
 
 @dataclass
@@ -48,6 +50,18 @@ class Rollout:
             gens=[self.gens[r] for r in rows], completions=[self.completions[r] for r in rows],
             loss_masks=[self.loss_masks[r] for r in rows],
             z=None if self.z is None else self.z[sel],
+        )
+
+    @staticmethod
+    def concat(parts: list[Rollout], batch: PromptBatch) -> Rollout:
+        """Rollouts of consecutive chunks of prompts as one; `batch`: all their prompts, encoded together."""
+        if len(parts) == 1:
+            return parts[0]
+        return Rollout(
+            prompts=[q for p in parts for q in p.prompts], group_size=parts[0].group_size, batch=batch,
+            gens=[g for p in parts for g in p.gens], completions=[c for p in parts for c in p.completions],
+            loss_masks=[m for p in parts for m in p.loss_masks],
+            z=None if parts[0].z is None else torch.cat([p.z for p in parts]),
         )
 
     def padded(self, pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,23 +94,54 @@ class LatentPolicy:
     @torch.no_grad()
     def rollout(self, prompts: list[str], K: int, decode: DecodeConfig) -> Rollout:
         # z is computed once per prompt inside `generate` (one pass over X fills the cache and gives H_X)
-        gens = self.lm.generate(prompts, replace(decode, mode="latent"), repeats=K)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            gens = self.lm.generate(prompts, replace(decode, mode="latent"), repeats=K)
+        finally:
+            self.net.train(was_training)
         z = self.lm.last_latents  # [P, N, d], shared by the prompt's K samples
         batch = self.lm.encode_prompts(prompts, "latent")  # tokenisation only, for the log-prob passes
         comps = [_with_eos(g) for g in gens]
         return Rollout(prompts, K, batch, gens, comps, [[1] * len(c) for c in comps], z)
 
-    def logprobs(self, ro: Rollout, model: nn.Module, *, use_rollout_z: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    def logprobs(self, ro: Rollout, model: nn.Module, temperature: float = 1.0, *,
+                 use_rollout_z: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """log π(y_t) [B, T] of each answer token given [X, G_φ(H_X)] (or the rollout's z, no grad)."""
         logp, mask, _ = self.lm.answer_logprobs(
-            ro.batch, ro.completions, repeats=ro.group_size, z=ro.z if use_rollout_z else None, reasoner=model
+            ro.batch, ro.completions, repeats=ro.group_size, z=ro.z if use_rollout_z else None, reasoner=model,
+            temperature=temperature,
         )
         return logp, mask
 
     @torch.no_grad()
-    def ref_logprobs(self, ro: Rollout) -> torch.Tensor:
-        logp, _, _ = self.lm.answer_logprobs(ro.batch, ro.completions, repeats=ro.group_size, reasoner=self.ref_net)
+    def ref_logprobs(self, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
+        logp, _, _ = self.lm.answer_logprobs(ro.batch, ro.completions, repeats=ro.group_size, reasoner=self.ref_net,
+                                             temperature=temperature)
         return logp
+
+
+class CompletionScorer(nn.Module):
+    """The explicit policy's trained module: the base, scoring completions.
+
+    forward(ids [B, L+T], attention_mask, position_ids, completions [B, T], temperature) -> log-probs
+    [B, T] of the completion tokens: the base's body, then its LM head in chunks (`head_logprobs`), so
+    the vocabulary-sized logits never exist for the whole batch. DDP / DeepSpeed wrap this module, so
+    the whole computation runs inside their forward. `.base` is the CausalLM that is saved.
+    """
+
+    def __init__(self, base: nn.Module):
+        super().__init__()
+        self.base = base
+        plain_lm_head(base)  # refuse a head that does more than a linear layer, now rather than mid-run
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
+                completions: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+        body = getattr(self.base, self.base.base_model_prefix)
+        h = body(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
+                 use_cache=False).last_hidden_state  # [B, L+T, d]
+        T = completions.shape[1]
+        return head_logprobs(h[:, -T - 1 : -1], plain_lm_head(self.base), completions, temperature)  # position L-1 predicts token 0
 
 
 class ExplicitPolicy:
@@ -105,25 +150,31 @@ class ExplicitPolicy:
     mode = "think"
 
     def __init__(self, lm: LatentLM, ref_model: nn.Module | None):
-        self.lm, self.ref_model = lm, ref_model
+        self.lm = lm
+        self.scorer = CompletionScorer(lm.base)  # shares the base's parameters
+        self.ref = CompletionScorer(ref_model) if ref_model is not None else None
         self.close_id = layout.think_close_id(lm.tokenizer, "think")
 
     @staticmethod
-    def frozen_copy(base: nn.Module) -> nn.Module:
+    def frozen_copy(base: nn.Module, dtype: torch.dtype | None = None) -> nn.Module:
+        """The reference: a frozen copy of the starting base, in `dtype` (the compute dtype: the fp32
+        master weights are only needed where the optimizer steps)."""
         ref = copy.deepcopy(base).eval()
         ref.requires_grad_(False)
-        return ref
+        return ref.to(dtype) if dtype is not None else ref
 
     def trainable(self) -> nn.Module:
-        return self.lm.base
+        return self.scorer
 
     @torch.no_grad()
     def rollout(self, prompts: list[str], K: int, decode: DecodeConfig) -> Rollout:
         base = self.lm.base
         was_training = base.training
         base.eval()  # KV-cached decoding (gradient checkpointing would turn the cache off in train mode)
-        gens = self.lm.generate(prompts, replace(decode, mode="think"), repeats=K)
-        base.train(was_training)
+        try:
+            gens = self.lm.generate(prompts, replace(decode, mode="think"), repeats=K)
+        finally:
+            base.train(was_training)
         batch = self.lm.encode_prompts(prompts, "think")
         comps, masks = [], []
         for g in gens:
@@ -135,28 +186,27 @@ class ExplicitPolicy:
             masks.append(m)
         return Rollout(prompts, K, batch, gens, comps, masks)
 
-    def _sequence_logprobs(self, model: nn.Module, ro: Rollout) -> tuple[torch.Tensor, torch.Tensor]:
+    def _sequence_logprobs(self, scorer: nn.Module, ro: Rollout, temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
         dev = ro.batch.input_ids.device
         comp, mask = ro.padded(self.lm.pad_id, dev)  # [B, T]
         rep = ro.batch.repeat(ro.group_size)  # [B, L]
-        L = rep.input_ids.shape[1]
         ids = torch.cat([rep.input_ids, comp], dim=1)  # [B, L+T]
-        attn = torch.cat([rep.attention_mask, (comp != self.lm.pad_id) | (mask > 0)], dim=1).long()
-        # Completion positions are real tokens even where the id equals the pad id.
-        attn[:, L:] = 0
-        for i, c in enumerate(ro.completions):
-            attn[i, L : L + len(c)] = 1
+        # Completion positions are real tokens wherever a completion has one (even an id equal to the pad id).
+        lens = torch.tensor([len(c) for c in ro.completions], device=dev)  # [B]
+        comp_attn = torch.arange(comp.shape[1], device=dev)[None, :] < lens[:, None]  # [B, T]
+        attn = torch.cat([rep.attention_mask.long(), comp_attn.long()], dim=1)  # [B, L+T]
         pos = (attn.cumsum(-1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits  # [B, L+T, V]
-        logp = token_logprobs(logits[:, L - 1 : -1], comp)  # position L-1 predicts completion token 0
+        logp = scorer(ids, attn, pos, comp, temperature)  # [B, T]
         return logp * mask, mask
 
-    def logprobs(self, ro: Rollout, model: nn.Module, *, use_rollout_z: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._sequence_logprobs(model, ro)
+    def logprobs(self, ro: Rollout, model: nn.Module, temperature: float = 1.0, *,
+                 use_rollout_z: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """`model`: the prepared (DDP-wrapped) `trainable()`."""
+        return self._sequence_logprobs(model, ro, temperature)
 
     @torch.no_grad()
-    def ref_logprobs(self, ro: Rollout) -> torch.Tensor:
-        return self._sequence_logprobs(self.ref_model, ro)[0]
+    def ref_logprobs(self, ro: Rollout, temperature: float = 1.0) -> torch.Tensor:
+        return self._sequence_logprobs(self.ref, ro, temperature)[0]
 
     def reasoning_ids(self, ro: Rollout, row: int) -> list[int]:
         """The reasoning tokens of completion `row`, without a natural closing `</think>`."""

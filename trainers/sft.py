@@ -10,7 +10,6 @@ set-up, data, model, optimiser, (resume), the loop, the final reasoner.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import sys
@@ -28,6 +27,7 @@ from trainers.common import (
     RunLog,
     build_reasoner,
     check_inputs,
+    check_synced,
     environment_note,
     evaluate,
     grad_norm,
@@ -35,6 +35,8 @@ from trainers.common import (
     make_accelerator,
     make_optimizer,
     make_scheduler,
+    optimizer_steps,
+    prepare,
     prepare_output_dir,
     resume,
     run_main,
@@ -53,8 +55,7 @@ def main(cfg: SFTConfig) -> None:
     )
     eval_rows = load_rows(cfg.eval_dataset)[0][: cfg.eval_samples] if cfg.eval_steps else []
     check_inputs(cfg)
-    out = prepare_output_dir(cfg, acc.is_main_process)
-    acc.wait_for_everyone()
+    out = prepare_output_dir(cfg, acc)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
 
@@ -87,7 +88,7 @@ def main(cfg: SFTConfig) -> None:
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, max_steps)
     start = resume(out, net, optimizer, scheduler) if cfg.resume else 0
-    model, optimizer = acc.prepare(net, optimizer)
+    model, optimizer = prepare(acc, cfg, net, optimizer)
     order = EpochOrder(len(rows), cfg.seed)
 
     log = RunLog(out, max_steps, start, "SFT", acc.is_main_process, cfg.progress)
@@ -98,18 +99,24 @@ def main(cfg: SFTConfig) -> None:
     # ---- the loop
     for step in range(start, max_steps):
         t0 = time.perf_counter()
+        # The mean NLL per answer token of the whole global batch: each rank divides its sum by the
+        # global count (all ranks know the whole batch), times `world` because DDP averages over ranks,
+        # so any split over processes and micro-batches gives the same update.
+        n_tok = sum(len(answers[i]) for i in order.indices(step, global_batch))
         idx = order.indices(step, global_batch, rank, world)
-        n_tok = sum(len(answers[i]) for i in idx)
         micro = [idx[j : j + cfg.per_device_train_batch_size] for j in range(0, len(idx), cfg.per_device_train_batch_size)]
         loss_sum = 0.0
-        for j, m in enumerate(micro):
-            # Sync DDP gradients only on the last micro-batch of the step.
-            sync = contextlib.nullcontext() if j == len(micro) - 1 else acc.no_sync(model)
-            with sync, acc.autocast():
+        for m in micro:
+            # accelerate's accumulation: no all-reduce (DDP) and no engine step (DeepSpeed) until the last
+            # micro-batch; `backward` divides by gradient_accumulation_steps, which the factor undoes.
+            with acc.accumulate(model), acc.autocast():
                 logp, mask, _ = lm.answer_logprobs([rows[i]["problem"] for i in m], [answers[i] for i in m], reasoner=model)
-                loss = -logp.sum() / n_tok  # mean NLL per answer token of the whole step
-            acc.backward(loss)
+                loss = -logp.sum() / n_tok  # this micro-batch's share of the step's mean NLL
+                acc.backward(loss * world * cfg.gradient_accumulation_steps)
             loss_sum += float(loss.detach())
+        if world > 1:
+            loss_sum = float(acc.reduce(torch.tensor(loss_sum, device=acc.device), reduction="sum"))
+        check_synced(acc)
         gnorm = grad_norm(params)
         if cfg.max_grad_norm > 0:
             acc.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -123,10 +130,8 @@ def main(cfg: SFTConfig) -> None:
         record = {"step": done, "loss": loss_sum, "grad_norm": gnorm, "lr": lr,
                   "tokens_per_s": n_tok * world / seconds, "seconds": seconds}
         if cfg.eval_steps and (done % cfg.eval_steps == 0 or done == max_steps) and acc.is_main_process:
-            net.eval()
             record["eval_accuracy"] = evaluate(lm, eval_rows, mode="latent", max_gen_toks=cfg.eval_max_gen_toks,
                                                batch_size=max(1, cfg.per_device_train_batch_size))
-            net.train()
         if done % cfg.logging_steps == 0 or done == max_steps or "eval_accuracy" in record:
             log.log(record)
         else:
@@ -143,7 +148,8 @@ def main(cfg: SFTConfig) -> None:
         final = acc.unwrap_model(model).eval()
         save_reasoner(final, out / "reasoner", base_id=resolve_path(cfg.base), base_revision=cfg.base_revision,
                       recipe={"trainer": "sft", **cfg.to_dict()}, step=max_steps)
-        atomic_write_json(out / "train_summary.json", {"trainer": "sft", "steps": max_steps, "rows": len(rows),
+        atomic_write_json(out / "train_summary.json", {"trainer": "sft", "steps": max_steps, "processes": world,
+                                                       "optimizer_steps": optimizer_steps(optimizer), "rows": len(rows),
                                                        "skipped": skipped, "reasoner": str(out / "reasoner"),
                                                        "seconds": round(time.perf_counter() - t_start, 1)})
         print(f"SFT done: reasoner written to {out / 'reasoner'}", file=sys.stderr)
