@@ -10,6 +10,10 @@ for lm-eval's own modules and, right after each one has run:
   lm_eval.tasks.manager  -> makes every TaskManager also index lrt-bench's task folder, so
                             `lm_eval --tasks lrt_math500` and `lm_eval ls tasks` work with no
                             --include_path. A user's own --include_path still comes after ours and wins.
+  lm_eval.config.evaluate_config
+                         -> with `--model lrt`, checks the model_args that need no model
+                            (`LRTLM.check_args`) before lm-eval indexes its tasks (~13 s), so a
+                            mistyped model_arg or a broken reasoner config fails at once.
 
 It also prints lrt-bench's own errors (LRTError) as the one line they are, without a traceback.
 Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. Versions of lm-eval that read the entry-point
@@ -61,7 +65,31 @@ def _after_task_manager(module) -> None:
     cls.__init__ = __init__
 
 
-_AFTER = {"lm_eval.models": _after_models, "lm_eval.tasks.manager": _after_task_manager}
+def _after_evaluate_config(module) -> None:
+    cls = getattr(module, "EvaluatorConfig", None)
+    original = getattr(cls, "process_tasks", None)
+    if original is None or getattr(original, "_lrt_patched", False):
+        return
+
+    def process_tasks(self, *args, **kwargs):
+        if getattr(self, "model", None) == "lrt" and isinstance(getattr(self, "model_args", None), dict):
+            from lrt_bench.backend import LRTLM
+            from lrt_bench.errors import LRTError
+
+            try:
+                LRTLM.check_args(**self.model_args)
+            except LRTError:
+                raise
+            except Exception:  # anything else is the backend's to report, later, as it always has
+                pass
+        return original(self, *args, **kwargs)
+
+    process_tasks._lrt_patched = True  # type: ignore[attr-defined]
+    cls.process_tasks = process_tasks
+
+
+_AFTER = {"lm_eval.models": _after_models, "lm_eval.tasks.manager": _after_task_manager,
+          "lm_eval.config.evaluate_config": _after_evaluate_config}
 
 
 class _Loader(importlib.abc.Loader):

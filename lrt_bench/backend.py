@@ -36,7 +36,9 @@ from lrt_bench.sampling import SAMPLING_KEYS, resolve_sampling
 
 log = logging.getLogger(__name__)
 
-LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget", "method")
+LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget", "method",
+            "router_threshold", "router_score")
+MODES = ("think", "nothink", "latent", "hybrid")  # hybrid: latent first, think where the router is unsure
 
 _HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs"))
 
@@ -55,30 +57,21 @@ class LRTLM(HFLM):
         answer_allowance: int | None = None,
         allowance_in_budget: bool = False,
         method: str | None = None,
+        router_threshold: Any = None,
+        router_score: str | None = None,
         **kwargs: Any,
     ) -> None:
-        unknown = sorted(set(kwargs) - set(_HFLM_ARGS))
-        if unknown:
-            raise LRTError(
-                f"unknown model_arg(s) {', '.join(unknown)} for --model lrt: use {', '.join(LRT_ARGS)} or an "
-                "argument of lm-eval's hf backend (pretrained, revision, dtype, device, batch_size, "
-                "trust_remote_code, ...)"
-            )
-        layout.check_mode(mode, nothink_style)
-        if mode == "latent" and not reasoner:
-            raise LRTError("mode=latent needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
-        meta = read_reasoner_meta(reasoner) if reasoner else None  # fail fast, before loading the base
-        # parsed before the base loads, so a bad value costs no loading
-        allowance = (None if answer_allowance in (None, "", "none", "None")
-                     else _as_int("model_arg answer_allowance", answer_allowance))
-        in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        meta, allowance, in_budget = self.check_args(reasoner=reasoner, mode=mode, nothink_style=nothink_style,
+                                                     answer_allowance=answer_allowance,
+                                                     allowance_in_budget=allowance_in_budget,
+                                                     router_threshold=router_threshold, router_score=router_score,
+                                                     **kwargs)
         if "max_gen_toks" in kwargs:
             kwargs["max_gen_toks"] = _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
-        bs = kwargs.get("batch_size", 1)
-        if isinstance(bs, str) and bs.startswith("auto"):
-            raise LRTError("batch_size=auto is not supported by --model lrt: pass an integer batch size")
         super().__init__(pretrained=pretrained, **kwargs)
         self.mode = mode
+        self.router_score = router_score or "mean_logprob"
+        self.router_threshold = None if router_threshold is None else float(router_threshold)
         self.nothink_style = nothink_style
         self.answer_allowance = allowance
         self.allowance_in_budget = in_budget
@@ -90,11 +83,53 @@ class LRTLM(HFLM):
             net, _ = load_reasoner(reasoner, self.model, device=self.device)
             net.to(dtype=self.model.dtype)
         self.lrt = LatentLM(self.model, self.tokenizer, net)
-        self.lrt.check_mode(mode)  # e.g. a tokenizer without </think> in think/latent: say so now
+        for m in ("latent", "think") if mode == "hybrid" else (mode,):
+            self.lrt.check_mode(m)  # e.g. a tokenizer without </think> in think/latent: say so now
         self._templated = False
         self._used: dict[str, dict] = {}
         # validate the decode settings once, with the defaults a task would use
         self._decode_config({"max_gen_toks": self.max_gen_toks})
+
+    @staticmethod
+    def check_args(reasoner: str | None = None, mode: str = "think", nothink_style: str = "prefill",
+                   answer_allowance: Any = None, allowance_in_budget: Any = False, pretrained: Any = None,
+                   method: Any = None, router_threshold: Any = None, router_score: Any = None, **kwargs: Any):
+        """The model_args checks that need no model: -> (reasoner meta, answer_allowance, allowance_in_budget).
+
+        Run by `__init__` before the base loads, and by the lm-eval start-up hook before lm-eval indexes
+        its tasks (~13 s), so a mistyped model_arg fails at once.
+        """
+        unknown = sorted(set(kwargs) - set(_HFLM_ARGS))
+        if unknown:
+            raise LRTError(
+                f"unknown model_arg(s) {', '.join(unknown)} for --model lrt: use {', '.join(LRT_ARGS)} or an "
+                "argument of lm-eval's hf backend (pretrained, revision, dtype, device, batch_size, "
+                "trust_remote_code, ...)"
+            )
+        if mode not in MODES:
+            raise LRTError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        layout.check_mode("latent" if mode == "hybrid" else mode, nothink_style)
+        if mode in ("latent", "hybrid") and not reasoner:
+            raise LRTError(f"mode={mode} needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
+        if mode == "hybrid":
+            from lrt_bench import router
+
+            if router_threshold is None:
+                raise LRTError("mode=hybrid needs router_threshold=<τ> (answers scoring below it are re-asked in "
+                               "think mode; `lrt-bench router-sweep` measures the curve over τ)")
+            router.check_threshold(router_threshold, router.check_score(str(router_score or "mean_logprob"), 2))
+        elif router_threshold is not None or router_score is not None:
+            raise LRTError(f"router_threshold / router_score apply to mode=hybrid only, not mode={mode}")
+        meta = read_reasoner_meta(reasoner) if reasoner else None
+        allowance = (None if answer_allowance in (None, "", "none", "None")
+                     else _as_int("model_arg answer_allowance", answer_allowance))
+        in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        if "max_gen_toks" in kwargs:
+            _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
+        bs = kwargs.get("batch_size", 1)
+        if isinstance(bs, str) and bs.startswith("auto"):
+            raise LRTError("batch_size=auto is not supported by --model lrt: pass an integer batch size")
+        return meta, allowance, in_budget
 
     # ----------------------------------------------------------------------------------------- config
 
@@ -111,7 +146,7 @@ class LRTLM(HFLM):
         if kw:
             log.warning("lrt backend ignores generation kwargs %s", sorted(kw))
         cfg = DecodeConfig(
-            mode=self.mode,
+            mode="latent" if self.mode == "hybrid" else self.mode,
             nothink_style=self.nothink_style,
             max_gen_toks=budget,
             answer_allowance=self.answer_allowance,
@@ -168,6 +203,8 @@ class LRTLM(HFLM):
             "nothink_style": self.nothink_style if self.mode == "nothink" else None,
             "answer_allowance": self.answer_allowance,
             "allowance_in_budget": self.allowance_in_budget,
+            "router_threshold": self.router_threshold if self.mode == "hybrid" else None,
+            "router_score": self.router_score if self.mode == "hybrid" else None,
             # per distinct gen_kwargs of the run: the budget rule and the sampling settings actually used
             "decode_settings": list(self._used.values()),
             "reasoner": self.reasoner_path,
@@ -181,7 +218,7 @@ class LRTLM(HFLM):
     # ------------------------------------------------------------------------------------ loglikelihood
 
     def _refuse_latent(self, what: str) -> None:
-        if self.mode == "latent":
+        if self.mode in ("latent", "hybrid"):
             raise LRTError(
                 f"{what} requests cannot run in mode=latent (latents have no text to score): use a "
                 "generative task, or mode=think / mode=nothink for loglikelihood tasks"
@@ -225,7 +262,8 @@ class LRTLM(HFLM):
             until = [u for u in until if u != eos]  # EOS is handled as a token, not as text
             cfg = self._decode_config(gen_kwargs, until)
             contexts = sorted(by_context, key=lambda c: (-len(c), c))  # long first: OOM early, less padding
-            self._check_context(cfg, self.lrt.longest_prompt(contexts, cfg))
+            for c in [cfg, dataclasses.replace(cfg, mode="think")] if self.mode == "hybrid" else [cfg]:
+                self._check_context(c, self.lrt.longest_prompt(contexts, c))
             counts = {len(by_context[c]) for c in contexts}
             if cfg.temperature == 0:
                 k = 1  # greedy: every repeat is the same text, generate it once
@@ -237,7 +275,7 @@ class LRTLM(HFLM):
                 rows = [(c, pos) for c in contexts for pos in by_context[c]]
                 for b in range(0, len(rows), bs):
                     chunk = rows[b : b + bs]
-                    gens = self.lrt.generate([c for c, _ in chunk], self._seeded(cfg))
+                    gens = self._generate([c for c, _ in chunk], self._seeded(cfg))
                     for (_, pos), g in zip(chunk, gens):
                         res[pos] = Response(g.text, _account_dict(g))
                     pbar.update(len(chunk))
@@ -246,8 +284,8 @@ class LRTLM(HFLM):
             for b in range(0, len(contexts), per_batch):
                 chunk = contexts[b : b + per_batch]
                 reps = 1 if cfg.temperature == 0 else k
-                gens = self.lrt.generate(chunk, cfg if reps == 1 and cfg.temperature == 0 else self._seeded(cfg),
-                                         repeats=reps)
+                gens = self._generate(chunk, cfg if reps == 1 and cfg.temperature == 0 else self._seeded(cfg),
+                                      repeats=reps)
                 for ci, c in enumerate(chunk):
                     for r_i, pos in enumerate(by_context[c]):
                         g = gens[ci * reps + (r_i if reps > 1 else 0)]
@@ -255,6 +293,15 @@ class LRTLM(HFLM):
                     pbar.update(len(by_context[c]))
         pbar.close()
         return res  # type: ignore[return-value]
+
+    def _generate(self, prompts: list[str], cfg: DecodeConfig, repeats: int = 1) -> list[Generation]:
+        if self.mode == "hybrid":
+            if self.router_score == "agreement" and repeats < 2:
+                raise LRTError("router_score=agreement needs sampled repeats (a task with repeats >= 2 and "
+                               "temperature > 0); use mean_logprob or min_logprob")
+            return self.lrt.generate_hybrid(prompts, cfg, repeats=repeats, threshold=self.router_threshold,
+                                            score=self.router_score)
+        return self.lrt.generate(prompts, cfg, repeats=repeats)
 
     @staticmethod
     def _seeded(cfg: DecodeConfig) -> DecodeConfig:
@@ -276,6 +323,10 @@ def _account_dict(gen: Generation) -> dict[str, Any]:
         "seconds": a.seconds,
         "prompt_tokens": a.prompt_tokens,
         "finish_reason": a.finish_reason,
+        # hybrid: 1 when the think pass answered; the replaced latent answer's tokens
+        "rerouted": float(a.route == "think"),
+        "first_pass_tokens": a.first_pass_tokens,
+        "router_score": a.router_score,
     }
 
 

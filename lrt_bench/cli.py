@@ -168,12 +168,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     # Subcommands that own a module each; importing them loads no torch / lm_eval.
-    from lrt_bench import bench, demo, leaderboard, redundancy
+    from lrt_bench import bench, demo, leaderboard, redundancy, router_sweep
 
     bench.add_parser(sub)
     demo.add_parser(sub)
     leaderboard.add_parser(sub)
     redundancy.add_parser(sub)
+    router_sweep.add_parser(sub)
     return p
 
 

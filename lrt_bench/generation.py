@@ -68,6 +68,8 @@ class DecodeConfig:
     stop: tuple[str, ...] = ()
     # Benchmarks only: decode to the caps whatever the model says (random weights decide nothing).
     ignore_eos: bool = False
+    # Record each sample's answer-token log-probs under the model (T = 1), e.g. for the hybrid router.
+    score_answers: bool = False
     # Tokens of FORCED_CLOSE for this tokenizer; set by LatentLM (it only matters with allowance_in_budget).
     forced_tokens: int = 0
 
@@ -154,10 +156,18 @@ class Account:
     seconds: float
     finish_reason: str  # "eos" | "stop" | "length" | "context"
     allowance_in_budget: bool
+    # score_answers: mean and min log-prob of the answer tokens (EOS included) under the model at T = 1
+    answer_logprob_mean: float | None = None
+    answer_logprob_min: float | None = None
+    # hybrid mode: which pass answered ("latent" | "think"), the router's score, and the tokens of the
+    # latent answer that a think answer replaced (counted in generated_tokens: the row paid for both)
+    route: str | None = None
+    router_score: float | None = None
+    first_pass_tokens: int = 0
 
     @property
     def generated_tokens(self) -> int:
-        return self.reasoning_tokens + self.forced_tokens + self.answer_tokens
+        return self.reasoning_tokens + self.forced_tokens + self.answer_tokens + self.first_pass_tokens
 
 
 @dataclass
@@ -524,6 +534,38 @@ class LatentLM:
         return self._finish(gens, tm, t0, t3)
 
     @torch.no_grad()
+    def generate_hybrid(
+        self, prompts: Sequence[layout.Prompt], config: DecodeConfig, *, repeats: int = 1,
+        threshold: float = -math.inf, score: str = "mean_logprob",
+    ) -> list[Generation]:
+        """Latent first; samples whose confidence (`lrt_bench.router`) is below `threshold` are answered
+        again in think mode under the same budget. Both passes batch.
+
+        Returns len(prompts) * repeats generations, grouped by prompt: the latent ones kept and the
+        think ones that replaced the others. Each account records its `route`, its `router_score` and,
+        for a replaced row, the latent answer's tokens (`first_pass_tokens`) and both passes' seconds.
+        """
+        from lrt_bench import router
+
+        router.check_score(score, repeats)
+        gens = self.generate(prompts, dataclasses.replace(config, mode="latent", score_answers=True), repeats=repeats)
+        row_scores = router.scores(gens, repeats, score)
+        redo = [i for i, r in enumerate(router.route(row_scores, threshold)) if r]
+        for g, sc in zip(gens, row_scores):
+            g.account.route, g.account.router_score = "latent", sc
+        if redo:
+            again = self.generate([prompts[i // repeats] for i in redo],
+                                  dataclasses.replace(config, mode="think", score_answers=False))
+            for i, g in zip(redo, again):
+                first = gens[i].account
+                g.account.route, g.account.router_score = "think", first.router_score
+                g.account.first_pass_tokens = first.generated_tokens
+                g.account.latents = first.latents
+                g.account.seconds += first.seconds
+                gens[i] = g
+        return gens
+
+    @torch.no_grad()
     def generate_from_text(
         self, prefixes: Sequence[str | Sequence[int]], config: DecodeConfig | None = None
     ) -> list[Generation]:
@@ -609,6 +651,8 @@ class LatentLM:
         answer_start = torch.zeros(B, dtype=torch.long, device=dev)  # index in `tokens` of answer token 0
         finish = [""] * B
         eos_hit = [None] * B
+        lp_sum = torch.zeros(B, dtype=torch.float32, device=dev)  # score_answers: answer log-probs
+        lp_min = torch.zeros(B, dtype=torch.float32, device=dev)
         tokens = torch.full((B, max_steps), self.pad_id, dtype=torch.long, device=dev)  # generated ids
         keep = torch.zeros((B, max_steps), dtype=torch.bool, device=dev)  # which ids are output
         ctx_limit = self.max_context
@@ -629,6 +673,12 @@ class LatentLM:
             done = phase == DONE
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             is_eos = torch.isin(tok, eos) & ~forcing & ~done
+            if cfg.score_answers:
+                scored = (phase == ANSWER) & ~done  # answer tokens and the EOS that ends them
+                lg = logits.float()  # [B, V]
+                lp = (lg.gather(-1, tok[:, None]).squeeze(-1) - torch.logsumexp(lg, -1)).clamp(min=-1e4)  # [B]
+                lp_sum = lp_sum + torch.where(scored, lp, 0.0)
+                lp_min = torch.where(scored, torch.minimum(lp_min, lp), lp_min)
             tokens[:, step] = tok
             keep[:, step] = ~done & ~is_eos
 
@@ -698,6 +748,8 @@ class LatentLM:
 
         tokens, keep = tokens.cpu(), keep.cpu()
         answer_start = answer_start.tolist()
+        n_scored = (n_answer + torch.tensor([f == "eos" for f in finish], device=dev).long()).tolist()
+        lp_sum, lp_min = lp_sum.tolist(), lp_min.tolist()
         gens = []
         prompt_len = batch.lengths.tolist()
         for b in range(B):
@@ -718,6 +770,8 @@ class LatentLM:
                         seconds=0.0,
                         finish_reason=finish[b],
                         allowance_in_budget=cfg.allowance_in_budget,
+                        answer_logprob_mean=(lp_sum[b] / max(1, n_scored[b])) if cfg.score_answers else None,
+                        answer_logprob_min=lp_min[b] if cfg.score_answers else None,
                     ),
                     eos_id=eos_hit[b],
                 )

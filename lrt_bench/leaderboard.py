@@ -60,7 +60,7 @@ _BUDGET_SUFFIX = re.compile(r"^(?P<bench>.+)_b(?P<budget>\d+)$")
 _GENERIC_DIRS = {"base", "model", "models", "final", "hf", "merged", "checkpoint", "latest", "best"}
 # Model args that change what a row measures; two runs that differ in one of them must not be merged.
 _IDENTITY_ARGS = ("pretrained", "revision", "reasoner", "mode", "nothink_style", "answer_allowance",
-                  "allowance_in_budget")
+                  "allowance_in_budget", "router_threshold", "router_score")
 
 # Summary columns: key, header, higher is better (None: no "best").
 SUMMARY = (
@@ -202,6 +202,9 @@ def method_of(config: dict, args: dict[str, Any], data: dict) -> str:
     style = info.get("nothink_style") or args.get("nothink_style") or "prefill"
     if mode == "latent":
         return "LRT"
+    if mode == "hybrid":
+        tau = info.get("router_threshold", args.get("router_threshold"))
+        return f"LRT hybrid (τ={tau})"
     if mode == "nothink" and style == "empty":
         return "nothink (empty)"
     return str(mode)
@@ -252,11 +255,18 @@ def _file_cells(path: Path, data: dict) -> tuple[list[tuple[int, Cell]], list[st
             task=task, benchmark=bench, version=None if version is None else str(version),
             pass1=_pct(_metric(res, "pass@1")), pass4=_pct(_metric(res, "pass@4")), maj4=_pct(_metric(res, "maj@4")),
             reasoning_tokens=_metric(res, "reasoning_tokens"), forced_tokens=_metric(res, "forced_tokens"),
-            answer_tokens=_metric(res, "answer_tokens"), latents=_metric(res, "latents"),
+            answer_tokens=_answer_tokens(res), latents=_metric(res, "latents"),
             seconds=_metric(res, "seconds"), n=ns.get("effective"), n_total=ns.get("original"),
             file=str(path), date=date,
         )))
     return cells, ignored
+
+
+def _answer_tokens(res: dict) -> float | None:
+    """Answer tokens per sample; in hybrid mode also the latent answers that think answers replaced
+    (those rows paid for both passes)."""
+    a, first = _metric(res, "answer_tokens"), _metric(res, "first_pass_tokens")
+    return a + first if a is not None and first is not None else a
 
 
 def _label_for(path: Path, labels: dict[str, str]) -> str | None:

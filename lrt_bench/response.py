@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
-ACCOUNT_FIELDS = ("reasoning_tokens", "forced_tokens", "answer_tokens", "latents", "seconds")
+# rerouted / first_pass_tokens: hybrid mode's re-asked share and the replaced latent answers' tokens
+# (0 in the other modes, which never re-ask)
+ACCOUNT_FIELDS = ("reasoning_tokens", "forced_tokens", "answer_tokens", "latents", "seconds", "rerouted",
+                  "first_pass_tokens")
 
 
 class Response(str):

@@ -42,6 +42,17 @@ def test_hook_can_be_switched_off():
     assert r.stdout.strip() == "False"
 
 
+def test_hook_checks_model_args_before_lm_eval_indexes_its_tasks():
+    """A bad model_arg is reported before lm-eval's ~13 s task indexing: with a task that does not
+    exist, the error is still ours (lm-eval would otherwise stop at the unknown task first)."""
+    r = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "lrt", "--model_args",
+                        "pretrained=/nowhere,mode=think,budget=3", "--tasks", "no_such_task_anywhere"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "lrt-bench: error: unknown model_arg(s) budget" in r.stderr, r.stderr[-2000:]
+    assert "no_such_task_anywhere" not in r.stderr
+
+
 def evaluate(model: str, model_args: str, tasks, limit, tiny_world, **kw):
     import lm_eval
 

@@ -190,6 +190,10 @@ CASES = [
     Case("budget-beyond-context", lm_eval("mode=nothink", "--gen_kwargs", "max_gen_toks=100000"),
          "exceeds the base's context", rc=1, out=out_lm),
     Case("unknown-model-arg", lm_eval("mode=think,budget=3"), "unknown model_arg(s) budget", rc=1, out=out_lm),
+    Case("hybrid-without-reasoner", lm_eval("mode=hybrid,router_threshold=-0.5"), "mode=hybrid needs a reasoner",
+         rc=1, out=out_lm),
+    Case("hybrid-threshold-out-of-range", lm_eval("mode=hybrid,reasoner={c.reasoner},router_threshold=0.5"),
+         "outside the range of router_score=mean_logprob", rc=1, out=out_lm),
     # ---- trainers: recipe values
     Case("sft-learning-rate-nan", trainer("sft", "--learning_rate", "nan"), "learning_rate must be a finite number",
          out=out_fresh),

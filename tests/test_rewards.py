@@ -472,3 +472,24 @@ def test_llm_extractor_teacher_forced_reads_the_first_stop(tiny_extractor_dir, m
     ext._model.generation_config = None  # fake model: eos ids come from the tokenizer
     got = ext.valid_lengths(["p"] * 4, [TRACE, TRACE, short, TRACE], ["57", "57", "15", "57"])
     assert got == [len("17+5=22\n22*3=66\n66-9=57\n"), None, None, len(TRACE)]
+
+
+def test_llm_extractor_lcr1_prompt_is_their_pieces_tokenized_one_by_one(tiny_extractor_dir):
+    """prompt: lcr1 sends LC-R1's own prompt: its four parts around problem, thinking and answer, each
+    piece tokenized on its own (as their get_prefix does), with no chat template on top."""
+    from trainers.extractors import LCR1_PROMPT_PARTS
+
+    with pytest.raises(LRTError, match="set mode: teacher_forced"):
+        build_extractor({"type": "llm", "model": "x", "prompt": "lcr1"})
+    with pytest.raises(LRTError, match="prompt must be one of default, lcr1"):
+        build_extractor({"type": "llm", "model": "x", "prompt": "mine"})
+    ext = build_extractor({"type": "llm", "model": str(tiny_extractor_dir), "device": "cpu", "dtype": "float32",
+                           "mode": "teacher_forced", "prompt": "lcr1"})
+    ext._load()
+    enc = lambda s: ext._tok(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    a, b, c, d = LCR1_PROMPT_PARTS
+    assert a.startswith("<|im_start|>system\nYou are Qwen") and d.endswith("<|im_start|>assistant\n")
+    want = enc(a) + enc("Compute 12+3.") + enc(b) + enc("12+3=15\n") + enc(c) + enc("15") + enc(d)
+    assert ext._prompt_ids("Compute 12+3.", "12+3=15\n", "15") == want
+    got = ext.valid_lengths(["Compute 12+3."], ["12+3=15\n"], ["15"])  # the whole path runs
+    assert got[0] is None or 0 < got[0] <= len("12+3=15\n")

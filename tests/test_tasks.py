@@ -296,12 +296,15 @@ def test_process_choice_respects_the_number_of_options():
 
 
 def test_account_metrics():
-    acc = [{"reasoning_tokens": 100, "forced_tokens": 0, "answer_tokens": 10, "latents": 0, "seconds": 1.0},
-           {"reasoning_tokens": 300, "forced_tokens": 30, "answer_tokens": 20, "latents": 0, "seconds": 3.0}]
+    acc = [{"reasoning_tokens": 100, "forced_tokens": 0, "answer_tokens": 10, "latents": 0, "seconds": 1.0,
+            "rerouted": 0.0, "first_pass_tokens": 0},
+           {"reasoning_tokens": 300, "forced_tokens": 30, "answer_tokens": 20, "latents": 0, "seconds": 3.0,
+            "rerouted": 1.0, "first_pass_tokens": 8}]  # a hybrid row re-asked in think mode
     rich = [Response(boxed(18), acc[i % 2]) for i in range(4)]
     m = task_utils.process_math(MATH_DOC, [rich])
     assert {f: m[f] for f in ACCOUNT_FIELDS} == {"reasoning_tokens": 200.0, "forced_tokens": 15.0,
-                                                  "answer_tokens": 15.0, "latents": 0.0, "seconds": 2.0}
+                                                  "answer_tokens": 15.0, "latents": 0.0, "seconds": 2.0,
+                                                  "rerouted": 0.5, "first_pass_tokens": 4.0}
     assert m["pass@1"] == 1.0
     latent = [Response("\\boxed{B}", {"answer_tokens": 7, "latents": 16, "seconds": 0.5})] * 4
     m = task_utils.process_choice(CHOICE_DOC, [latent])
@@ -340,7 +343,7 @@ def fake_lm(right=(0,), rich=False):
                 wrong = "ABCDE"[("ABCDE".index(gold) + 1) % 5] if "options" in req.doc else "999"
                 text = f"<think>\\boxed{{{wrong}}}</think>\n\n\\boxed{{{gold if k in right else wrong}}}"
                 account = {"reasoning_tokens": 10.0 * (k + 1), "answer_tokens": 4, "forced_tokens": 0,
-                           "latents": 0, "seconds": 0.25}
+                           "latents": 0, "seconds": 0.25, "rerouted": 0.0, "first_pass_tokens": 0}
                 out.append(Response(text, account) if rich else text)
             return out
 

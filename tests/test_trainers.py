@@ -414,6 +414,50 @@ def test_reward_and_policy_errors():
     assert "explicit" in msg and "reasoner" in msg
 
 
+def test_generation_batch_and_loss_type_errors():
+    from trainers.config import GRPOConfig
+
+    for g in (6, 12, 0):  # not a multiple of K = 4; does not divide 8 completions; zero
+        with pytest.raises(LRTError) as e:
+            GRPOConfig.load(GRPO_RECIPE, {"num_generations": 4, "per_device_train_batch_size": 8,
+                                          "generation_batch_size": g})
+        msg = _one_line(e)
+        assert f"generation_batch_size ({g})" in msg and "num_generations (4)" in msg and "e.g. 4" in msg
+    cfg = GRPOConfig.load(GRPO_RECIPE, {"num_generations": 4, "per_device_train_batch_size": 8,
+                                        "gradient_accumulation_steps": 3, "generation_batch_size": 12})
+    assert cfg.prompts_per_generation == 3 and cfg.prompts_per_step == 2
+    with pytest.raises(LRTError) as e:
+        GRPOConfig.load(GRPO_RECIPE, {"loss_type": "token"})
+    assert "now called 'bnpo'" in _one_line(e)
+    with pytest.raises(LRTError) as e:
+        GRPOConfig.load(GRPO_RECIPE, {"loss_type": "dpo"})
+    assert "grpo, bnpo, dr_grpo, dapo" in _one_line(e)
+
+
+def test_deepspeed_config_cannot_override_the_recipe():
+    """Under DeepSpeed the recipe fills the micro-batch, accumulation and clipping; a config that sets
+    other values is refused (accelerate would take DeepSpeed's accumulation with only a warning)."""
+    from types import SimpleNamespace
+
+    from trainers.common import prepare
+    from trainers.config import SFTConfig
+
+    cfg = SFTConfig.load(SFT_RECIPE, {"gradient_accumulation_steps": 4, "max_grad_norm": 0.1})
+    prepared = []
+    ds = {"gradient_accumulation_steps": "auto", "gradient_clipping": "auto"}
+    acc = SimpleNamespace(distributed_type=SimpleNamespace(name="DEEPSPEED"),
+                          state=SimpleNamespace(deepspeed_plugin=SimpleNamespace(deepspeed_config=ds)),
+                          prepare=lambda *objs: prepared.append(objs) or objs)
+    prepare(acc, cfg, "model", "optimizer")
+    assert ds == {"gradient_accumulation_steps": 4, "gradient_clipping": 0.1,
+                  "train_micro_batch_size_per_gpu": cfg.per_device_train_batch_size}
+    assert prepared == [("model", "optimizer")]
+    ds.update(gradient_accumulation_steps=1)
+    with pytest.raises(LRTError) as e:
+        prepare(acc, cfg, "model", "optimizer")
+    assert "gradient_accumulation_steps: 1, the recipe 4" in _one_line(e)
+
+
 def test_missing_dataset_file(world, tmp_path):
     missing = tmp_path / "nope" / "train.jsonl"
     with pytest.raises(LRTError) as e:

@@ -351,12 +351,24 @@ def map_copy_to_offset(reasoning: str, output: str, min_overlap: float = 0.9) ->
         return None
 
 
+# LC-R1's own extractor prompt, verbatim (github.com/zxiangx/LC-R1, trl/trainer/grpo_trainer.py,
+# commit f7333a92: part_A + problem + part_B + thinking + part_C + ground truth + part_D, each piece
+# tokenized on its own), which their fine-tuned zx10086/extractor_model was trained on. It already
+# holds the Qwen chat tokens, so it is not passed through a chat template.
+LCR1_PROMPT_PARTS = (
+    "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n<|im_start|>user\n\n**Instruction: Extract Answer Prefix**\n\nYou'll get a **Problem**, a **Thinking Process**, and its **Ground Truth Answer**.\n\n**Your Task:**\n1. Read the **Thinking Process** from the beginning carefully.\n2. Find the **first sentence** that reveals the **Ground Truth Answer**.\n3. Copy everything from the start of the Thinking Process **up to and including that sentence**.\n4. **Important:** Do **not** include any text after that sentence.\n\n**Example:**\n- Problem: What is 1+1?  \n- Thinking Process: Okay, I need to solve 1+1. That gives 2. Let me check again--yes, it's 2.  \n- Ground Truth Answer: 2  \n- Expected Output: Okay, I need to solve 1+1. That gives 2.\n\n**Input Provided:**\n- Problem:",
+    '\n- Thinking Process:',
+    '\n- Ground Truth Answer:',
+    '\n\n**Your Output:**\nA prefix of "Thinking Process", with Ground Truth at the end.\n<|im_end|>\n<|im_start|>assistant\n',
+)
+
 _LLM_KEYS = {
     "type", "model", "mode", "max_new_tokens", "dtype", "device", "trust_remote_code", "batch_size",
-    "max_input_tokens", "on_failure",
+    "max_input_tokens", "on_failure", "prompt",
 }  # fmt: skip
 _MODES = ("generate", "teacher_forced")
 _ON_FAILURE = ("keep", "none")
+_PROMPTS = ("default", "lcr1")
 
 
 class LLMExtractor:
@@ -375,6 +387,9 @@ class LLMExtractor:
     reward of 0, so an extractor failure is neutral for the policy; ``none`` returns None (LC-R1's
     code, which reads any failure as "answer not reached" and so penalises it with -1).
 
+    ``prompt: lcr1`` sends LC-R1's own prompt (``LCR1_PROMPT_PARTS``, for their fine-tuned extractor;
+    with ``mode: teacher_forced``, as their code reads the prefix off), ``default`` sends ``PROMPT``.
+
     ``stats`` counts calls, ``none`` answers and the failures (``unmapped``, ``truncated``,
     ``too_long``) so a trainer can log how often the extractor failed.
     """
@@ -391,6 +406,7 @@ class LLMExtractor:
         batch_size: int = 8,
         max_input_tokens: int | None = None,
         on_failure: str = "keep",
+        prompt: str = "default",
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise LRTError("extractor: model must be a model id or directory, e.g. model: Qwen/Qwen2.5-3B-Instruct")
@@ -398,6 +414,10 @@ class LLMExtractor:
             raise LRTError(f"extractor: unknown mode {mode!r}: use one of {', '.join(_MODES)}")
         if on_failure not in _ON_FAILURE:
             raise LRTError(f"extractor: on_failure must be one of {', '.join(_ON_FAILURE)}, got {on_failure!r}")
+        if prompt not in _PROMPTS:
+            raise LRTError(f"extractor: prompt must be one of {', '.join(_PROMPTS)}, got {prompt!r}")
+        if prompt == "lcr1" and mode != "teacher_forced":
+            raise LRTError("extractor: prompt lcr1 is LC-R1's teacher-forced read-off: set mode: teacher_forced")
         for key, val in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size),
                          ("max_input_tokens", max_input_tokens)):  # fmt: skip
             if val is not None and (isinstance(val, bool) or not isinstance(val, int) or val < 1):
@@ -413,6 +433,7 @@ class LLMExtractor:
         self.batch_size = batch_size
         self.max_input_tokens = max_input_tokens
         self.on_failure = on_failure
+        self.prompt = prompt
         self._model = None
         self._tok = None
         self.stats: dict[str, int] = {"calls": 0, "none": 0, "unmapped": 0, "truncated": 0, "too_long": 0}
@@ -469,6 +490,10 @@ class LLMExtractor:
         return sorted(ids)
 
     def _prompt_ids(self, problem: str, reasoning: str, gold: str) -> list[int]:
+        if self.prompt == "lcr1":
+            a, b, c, d = LCR1_PROMPT_PARTS
+            pieces = (a, problem, b, reasoning, c, str(gold), d)
+            return [i for piece in pieces for i in self._tok(piece, add_special_tokens=False)["input_ids"]]
         text = PROMPT.format(problem=problem.strip(), reasoning=reasoning.strip(), gold=str(gold).strip())
         tok = self._tok
         if getattr(tok, "chat_template", None):
@@ -625,7 +650,7 @@ def build_extractor(spec: dict[str, Any] | None) -> Extractor:
 
     ``{type: rule}`` -> ``RuleExtractor``; ``{type: llm, model: <id or dir>, mode: generate |
     teacher_forced, max_new_tokens, dtype, device, trust_remote_code, batch_size, max_input_tokens,
-    on_failure: keep | none}`` -> ``LLMExtractor`` (loaded lazily). None -> an error saying what to
+    on_failure: keep | none, prompt: default | lcr1}`` -> ``LLMExtractor`` (loaded lazily). None -> an error saying what to
     set.
     """
     if spec is None:
