@@ -30,7 +30,12 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
         meta = json.loads((out / "train" / name / "model" / "lrt_method.json").read_text())
         assert meta["method"] in ("ShorterBetter", "LC-R1")
     red = json.loads((out / "redundancy" / "redundancy.json").read_text())
-    assert red  # the analysis ran
+    # one measured cell per (granularity, p): accuracies, and deletion keeps less of the trace as p grows
+    cells = {(c["granularity"], c["p"]): c for c in red["results"]}
+    assert set(cells) == {(g, p) for g in red["granularities"] for p in red["p"]} and red["n_problems"] > 0
+    for g in red["granularities"]:
+        kept = [cells[(g, p)]["kept_fraction"] for p in sorted(red["p"])]
+        assert kept[0] == 1.0 and kept[-1] < 1.0 and all(0.0 <= cells[(g, p)]["accuracy"] <= 1.0 for p in red["p"])
     assert (out / "redundancy" / "redundancy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the leaderboard holds every method at both budgets, each with a measured pass@1

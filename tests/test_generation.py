@@ -145,10 +145,6 @@ def test_natural_close_opens_answer(tokenizer):
     """A base that says </think> at once: no forcing, answer capped by the allowance."""
     base = make_base(tokenizer)
     close = tokenizer.convert_tokens_to_ids("</think>")
-    with torch.no_grad():
-        base.lm_head.weight = torch.nn.Parameter(base.lm_head.weight.clone())  # untie
-        base.lm_head.bias = None
-        base.lm_head.weight[close] += 50.0 * base.model.norm.weight.sign().mean()
     lm = LatentLM(base, tokenizer)
     # force the first token to be </think> by a huge logit regardless of hidden state
     orig = base.forward

@@ -187,7 +187,8 @@ def test_sft_accumulation_equals_the_big_batch(world, tmp_path):
     _run("sft", SFT_RECIPE, world, **SFT, per_device_train_batch_size=8, output_dir=str(b))
     for out in (a, b):
         _check_one_run(out, 3, processes=1)  # exactly one optimizer update per trainer step
-    _assert_same_training(a, b, start=cap.phi0)
+    d = _assert_same_training(a, b, start=cap.phi0)
+    print(f"SFT: 2 accumulation steps of 4 vs one batch of 8: max |Δw| = {d:.2e}")
 
 
 def test_grpo_accumulation_equals_the_big_batch(world, sft_reasoner, tmp_path):
@@ -200,7 +201,8 @@ def test_grpo_accumulation_equals_the_big_batch(world, sft_reasoner, tmp_path):
     _run("grpo", GRPO_RECIPE, world, **over, per_device_train_batch_size=8, output_dir=str(b))
     for out in (a, b):
         _check_one_run(out, 2, processes=1)
-    _assert_same_training(a, b, start=load_file(str(sft_reasoner / "model.safetensors")))
+    d = _assert_same_training(a, b, start=load_file(str(sft_reasoner / "model.safetensors")))
+    print(f"GRPO latent: 2 accumulation steps of 1 prompt vs one batch of 2: max |Δw| = {d:.2e}")
 
 
 # ================================================================== 3. resume under two processes

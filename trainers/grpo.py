@@ -128,7 +128,7 @@ def lcr1_shaping(policy: ExplicitPolicy, ro: Rollout, golds: list[str], texts: l
                  extractor) -> tuple[list[float], list[int]]:
     """LC-R1: cut right samples' reasoning at the valid prefix; compress bonus per sample (tokens).
 
-    golds, texts, correct: one per completion of `ro`. The extractor sees the whole chunk in one call
+    golds, texts, correct: one per completion of `ro`. The extractor sees the whole step in one call
     (the LLM extractor batches it).
     """
     tok = policy.lm.tokenizer
