@@ -1,6 +1,7 @@
 """`lrt-bench leaderboard`: lm-eval results JSON -> one table per token budget (rich, markdown, CSV, plot).
 
     lrt-bench leaderboard runs/ [more paths] [--paper] [--markdown FILE] [--csv FILE] [--plot FILE.png]
+                          [--router runs/router]
 
 Input: any `--output_path` layout of `lm_eval` (0.4 writes `<output_path>/<model>/results_<time>.json`),
 a folder searched recursively for `results_*.json`, or a results file itself. Sample logs are not read.
@@ -682,8 +683,37 @@ class RichLeaderboard:
                 yield Text(f"not shown at {width} columns in {title}: {', '.join(d)} ({hint})", style="dim")
 
 
-def plot_png(rows: list[Row], sort: str = "avg_pass1") -> bytes:
-    """Average pass@1 against budget and against mean generated tokens, one line per model · method.
+def load_router_sweeps(paths: list[str]) -> list[dict]:
+    """`lrt-bench router-sweep` outputs (router_sweep.json files or folders holding one), for the plot."""
+    import json
+
+    out = []
+    for item in paths or []:
+        f = Path(item)
+        f = f / "router_sweep.json" if f.is_dir() else f
+        try:
+            doc = json.loads(f.read_text())
+            doc["points"], doc["budget"], doc["task"]  # noqa: B018 - the keys the plot needs
+        except (OSError, ValueError, KeyError, TypeError):
+            raise LRTError(f"--router {item}: not a router_sweep.json written by `lrt-bench router-sweep`") from None
+        out.append(doc)
+    return out
+
+
+def router_notes(sweeps: list[dict]) -> list[str]:
+    notes = []
+    for r in sweeps:
+        b = r.get("cheapest_within_95pct_of_think") or {}
+        if b:
+            notes.append(f"hybrid router ({r['task']}, budget {r['budget']}, {r.get('score')}, greedy): the cheapest τ "
+                         f"within 95% of think's accuracy is {b['threshold']:.4g}: {100 * b['accuracy']:.1f}% at "
+                         f"{b['mean_generated_tokens']:.1f} tokens, {100 * b['rerouted']:.0f}% re-asked")
+    return notes
+
+
+def plot_png(rows: list[Row], sort: str = "avg_pass1", sweeps: list[dict] | None = None) -> bytes:
+    """Average pass@1 against budget and against mean generated tokens, one line per model · method;
+    each hybrid router sweep (`sweeps`) as its accuracy-vs-tokens curve over τ in the tokens panel.
 
     Paper rows are dashed; they have no token counts, so they appear only in the budget panel.
     """
@@ -718,6 +748,10 @@ def plot_png(rows: list[Row], sort: str = "avg_pass1") -> bytes:
         by_tokens = sorted((tok, acc) for _, tok, acc in pts if tok is not None)
         if by_tokens:
             ax_t.plot(*zip(*by_tokens), **kw)
+    for r in sweeps or []:
+        curve = sorted((p["mean_generated_tokens"], 100 * p["accuracy"]) for p in r["points"])
+        ax_t.plot(*zip(*curve), color="black", marker=".", linestyle=":",
+                  label=f"hybrid router over τ ({r['task']}, B={r['budget']}, greedy)")
     ax_b.set_xscale("log", base=2)
     ax_b.set_xticks(sorted(budgets), [str(b) for b in sorted(budgets)])
     ax_b.minorticks_off()
@@ -757,6 +791,8 @@ def run(args: argparse.Namespace) -> int:
 
     notes: list[str] = []
     rows = load_results(args.paths, labels=_parse_labels(args.label), notes=notes)
+    sweeps = load_router_sweeps(args.router)
+    notes += router_notes(sweeps)
     if args.paper:
         rows += paper_rows()
     # Build every output in memory first: a bad input fails before any file is touched.
@@ -768,7 +804,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         if not str(args.plot).lower().endswith(".png"):
             raise LRTError(f"--plot {args.plot}: the plot is a PNG, name the file *.png")
-        outputs.append((Path(args.plot), plot_png(rows, args.sort)))
+        outputs.append((Path(args.plot), plot_png(rows, args.sort, sweeps)))
     con = Console()
     con.print(render_rich(rows, args.sort, notes))
     for path, payload in outputs:
@@ -797,5 +833,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--markdown", metavar="FILE", help="also write the tables as markdown")
     p.add_argument("--csv", metavar="FILE", help="also write the tables as CSV")
     p.add_argument("--plot", metavar="FILE.png", help="also plot accuracy vs budget and vs generated tokens")
+    p.add_argument("--router", action="append", default=[], metavar="SWEEP",
+                   help="a `lrt-bench router-sweep` output (router_sweep.json or its folder): its curve over τ "
+                        "goes on the plot and its best point in the notes; repeatable")
     p.set_defaults(func=run)
     return p
