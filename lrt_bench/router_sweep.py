@@ -91,11 +91,17 @@ def sweep_curve(latent_ok: list[float], latent_tok: list[float], think_ok: list[
         frac = (p["mean_generated_tokens"] - tok_l) / (tok_t - tok_l) if tok_t != tok_l else 0.0
         p["line_accuracy"] = acc_l + (acc_t - acc_l) * frac
         p["above_line_points"] = 100 * (p["accuracy"] - p["line_accuracy"])
+    # a perfect router: re-ask exactly the samples whose latent answer is wrong (the bound on any score)
+    n = len(scores)
+    oracle = {"accuracy": sum(c if c else t for c, t in zip(latent_ok, think_ok)) / n,
+              "mean_generated_tokens": sum(lt + (0.0 if c else tt) for c, lt, tt
+                                           in zip(latent_ok, latent_tok, think_tok)) / n,
+              "rerouted": sum(not c for c in latent_ok) / n}
     target = [p for p in points if p["accuracy"] >= 0.95 * acc_t and p["mean_generated_tokens"] <= 0.5 * tok_t]
     best = min((p for p in points if p["accuracy"] >= 0.95 * acc_t), key=lambda p: p["mean_generated_tokens"])
     return {"points": points, "latent": {"accuracy": acc_l, "mean_generated_tokens": tok_l},
             "think": {"accuracy": acc_t, "mean_generated_tokens": tok_t},
-            "cheapest_within_95pct_of_think": best, "target_met": bool(target)}
+            "cheapest_within_95pct_of_think": best, "oracle": oracle, "target_met": bool(target)}
 
 
 def cmd_router_sweep(args: argparse.Namespace) -> int:
@@ -177,6 +183,10 @@ def render(r: dict) -> str:
         f"think's), {100 * b['rerouted']:.0f}% re-asked; vs think {b['vs_think_points']:+.1f} pts "
         f"[{b['vs_think_interval'][0]:+.1f}, {b['vs_think_interval'][1]:+.1f}]. Target (≥ 95% of think's accuracy "
         f"at ≤ 50% of its tokens): {'met' if r['target_met'] else 'not met'}.",
+        f"A perfect router (re-asking exactly the wrong latent answers) would reach "
+        f"{100 * r['oracle']['accuracy']:.1f}% at {r['oracle']['mean_generated_tokens']:.1f} tokens "
+        f"({100 * r['oracle']['mean_generated_tokens'] / max(1e-9, r['think']['mean_generated_tokens']):.0f}% of think's), "
+        f"re-asking {100 * r['oracle']['rerouted']:.0f}%.",
         "",
         "| τ | re-asked | accuracy | mean tokens | vs think (pts, 95% CI) | above the latent-think line (pts) |",
         "| --- | --- | --- | --- | --- | --- |",

@@ -164,6 +164,7 @@ def test_router_sweep_cli_writes_its_curve(tiny_world, world_reasoner, tmp_path)
     pts = r["points"]
     assert pts[0]["threshold"] == -math.inf and pts[0]["rerouted"] == 0 and pts[-1]["rerouted"] == 1
     assert pts[-1]["vs_think_points"] == 0.0 and r["problems"] == 8
+    assert r["oracle"]["accuracy"] >= max(p["accuracy"] for p in pts)  # no τ beats a perfect router
     assert all(a["rerouted"] <= b["rerouted"] for a, b in zip(pts, pts[1:]))  # τ grows: more re-asked
     assert (out / "router_sweep.png").stat().st_size > 0 and "Hybrid router sweep" in (out / "ROUTER.md").read_text()
     assert r["provenance"]["commit"]
