@@ -79,6 +79,11 @@ def route(row_scores: Sequence[float], threshold: float) -> list[bool]:
     return [s < threshold for s in row_scores]
 
 
+def outcomes(redo: Sequence[bool], latent: Sequence[float], think: Sequence[float]) -> list[float]:
+    """Per sample, the value the hybrid gets: think's where the sample is re-asked, latent's elsewhere."""
+    return [t if r else c for r, c, t in zip(redo, latent, think)]
+
+
 def sweep(latent_correct: Sequence[float], latent_tokens: Sequence[float], think_correct: Sequence[float],
           think_tokens: Sequence[float], row_scores: Sequence[float], thresholds: Sequence[float]) -> list[dict]:
     """The hybrid's accuracy and mean generated tokens at each τ, from one latent and one think run.
@@ -92,7 +97,7 @@ def sweep(latent_correct: Sequence[float], latent_tokens: Sequence[float], think
     out = []
     for tau in thresholds:
         redo = route(row_scores, tau)
-        acc = sum(t if r else c for r, c, t in zip(redo, latent_correct, think_correct)) / n
+        acc = sum(outcomes(redo, latent_correct, think_correct)) / n
         tok = sum(lt + (tt if r else 0.0) for r, lt, tt in zip(redo, latent_tokens, think_tokens)) / n
         out.append({"threshold": tau, "accuracy": acc, "mean_generated_tokens": tok, "rerouted": sum(redo) / n})
     return out

@@ -83,8 +83,7 @@ def sweep_curve(latent_ok: list[float], latent_tok: list[float], think_ok: list[
     acc_l, tok_l = points[0]["accuracy"], points[0]["mean_generated_tokens"]
     acc_t, tok_t = points[-1]["accuracy"], points[-1]["mean_generated_tokens"]
     for p in points:
-        redo = router.route(scores, p["threshold"])
-        mine = {i: (t if r else c) for i, (r, c, t) in enumerate(zip(redo, latent_ok, think_ok))}
+        mine = dict(enumerate(router.outcomes(router.route(scores, p["threshold"]), latent_ok, think_ok)))
         d, lo, hi = paired_bootstrap(mine, think)
         p["vs_think_points"], p["vs_think_interval"] = d, [lo, hi]
         # the straight line between all-latent and all-think at this point's token cost
@@ -93,10 +92,11 @@ def sweep_curve(latent_ok: list[float], latent_tok: list[float], think_ok: list[
         p["above_line_points"] = 100 * (p["accuracy"] - p["line_accuracy"])
     # a perfect router: re-ask exactly the samples whose latent answer is wrong (the bound on any score)
     n = len(scores)
-    oracle = {"accuracy": sum(c if c else t for c, t in zip(latent_ok, think_ok)) / n,
+    wrong = [not c for c in latent_ok]
+    oracle = {"accuracy": sum(router.outcomes(wrong, latent_ok, think_ok)) / n,
               "mean_generated_tokens": sum(lt + (0.0 if c else tt) for c, lt, tt
                                            in zip(latent_ok, latent_tok, think_tok)) / n,
-              "rerouted": sum(not c for c in latent_ok) / n}
+              "rerouted": sum(wrong) / n}
     target = [p for p in points if p["accuracy"] >= 0.95 * acc_t and p["mean_generated_tokens"] <= 0.5 * tok_t]
     best = min((p for p in points if p["accuracy"] >= 0.95 * acc_t), key=lambda p: p["mean_generated_tokens"])
     return {"points": points, "latent": {"accuracy": acc_l, "mean_generated_tokens": tok_l},

@@ -181,7 +181,8 @@ def grpo_step(run: GRPORun, prompts: list[str], golds: list[str], step: int, pos
         with acc.autocast():
             chunks.append(policy.rollout(prompts[c : c + per_gen], K,
                                          replace(run.decode, seed=step_seed(cfg.seed, step, positions[c]))))
-    ro = Rollout.concat(chunks, policy.lm.encode_prompts(prompts, policy.mode))  # [P prompts, B = P*K completions]
+    # [P prompts, B = P*K completions]; several chunks need the step's prompts padded together
+    ro = chunks[0] if len(chunks) == 1 else Rollout.concat(chunks, policy.lm.encode_prompts(prompts, policy.mode))
     t_roll = time.perf_counter() - t0
     golds_k = [a for a in golds for _ in range(K)]  # [B]
     texts = [g.text for g in ro.gens]

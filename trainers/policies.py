@@ -55,8 +55,6 @@ class Rollout:
     @staticmethod
     def concat(parts: list[Rollout], batch: PromptBatch) -> Rollout:
         """Rollouts of consecutive chunks of prompts as one; `batch`: all their prompts, encoded together."""
-        if len(parts) == 1:
-            return parts[0]
         return Rollout(
             prompts=[q for p in parts for q in p.prompts], group_size=parts[0].group_size, batch=batch,
             gens=[g for p in parts for g in p.gens], completions=[c for p in parts for c in p.completions],

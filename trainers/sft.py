@@ -102,8 +102,9 @@ def main(cfg: SFTConfig) -> None:
         # The mean NLL per answer token of the whole global batch: each rank divides its sum by the
         # global count (all ranks know the whole batch), times `world` because DDP averages over ranks,
         # so any split over processes and micro-batches gives the same update.
-        n_tok = sum(len(answers[i]) for i in order.indices(step, global_batch))
-        idx = order.indices(step, global_batch, rank, world)
+        step_rows = order.indices(step, global_batch)  # the whole global batch
+        n_tok = sum(len(answers[i]) for i in step_rows)
+        idx = step_rows[rank::world]  # this rank's share, as EpochOrder deals it
         micro = [idx[j : j + cfg.per_device_train_batch_size] for j in range(0, len(idx), cfg.per_device_train_batch_size)]
         loss_sum = 0.0
         for m in micro:
