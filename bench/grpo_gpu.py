@@ -89,8 +89,9 @@ def _device_name(device: str) -> str:
 def _write_models(size: str, tmp: Path, args) -> tuple[Path, Path]:
     """The random-weight base (bf16 on GPU) and tokenizer as a model directory; G_φ's backbone config."""
     from lrt_bench import realsize
+    from lrt_bench.models import resolve_dtype
 
-    dtype = torch.bfloat16 if args.device.startswith("cuda") else torch.float32
+    dtype = resolve_dtype("auto", args.device)
     base, tok, _ = realsize.build(size, num_latents=4, device="cpu", dtype=dtype, layers=args.layers,
                                   vocab_size=args.vocab)
     base.config.tie_word_embeddings = False  # realsize unties the head (its </think> row is zeroed): keep it so

@@ -1,4 +1,4 @@
-"""The Trainers issue's proof on the tiny world: latent accuracy at each stage, through the `lrt` backend.
+"""Proof that training works on the tiny world: latent accuracy at each stage, through the `lrt` backend.
 
     python bench/tiny_proof.py [--train runs/demo/train] [--out results/tiny/proof] [--limit N]
 

@@ -3,7 +3,7 @@
     python bench/tiny_sweep.py [--steps 500] [--out results/tiny_sweep.json] [--runs runs/sweep]
 
 Each cell is one short SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents`
-overridden, then greedy latent-mode accuracy on the whole eval split through Core's generation (the
+overridden, then greedy latent-mode accuracy on the whole eval split through `LatentLM.generate` (the
 path the `lrt` backend uses). Same seed, data order and step count for every cell, so the cells differ
 only in shape. Cells run one after the other; the JSON is rewritten after each, so a killed sweep
 keeps what it measured.
@@ -16,7 +16,7 @@ import json
 import time
 from pathlib import Path
 
-from lrt_bench.io import atomic_write_json
+from lrt_bench.io import atomic_write_json, read_jsonl
 
 RECIPE = Path(__file__).resolve().parents[1] / "trainers" / "recipes" / "tiny" / "sft.yaml"
 
@@ -49,7 +49,7 @@ def main() -> None:
             t0 = time.perf_counter()
             sft.main(cfg)
             seconds = time.perf_counter() - t0
-            last = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()][-1]
+            last = read_jsonl(run_dir / "log.jsonl")[-1]
             cells.append({"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
                           "final_loss": last["loss"], "seconds": round(seconds, 1)})
             atomic_write_json(out, {"recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,

@@ -16,8 +16,8 @@ for lm-eval's own modules and, right after each one has run:
                             mistyped model_arg or a broken reasoner config fails at once.
 
 It also prints lrt-bench's own errors (LRTError) as the one line they are, without a traceback.
-Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. Versions of lm-eval that read the entry-point
-groups `lm_eval.models` / `lm_eval.tasks` (declared in pyproject.toml) do not need it.
+Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. The entry-point groups `lm_eval.models` /
+`lm_eval.tasks` declared in pyproject.toml are read by no released lm-eval, so this hook is what works.
 """
 
 from __future__ import annotations

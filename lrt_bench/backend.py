@@ -28,16 +28,16 @@ from tqdm import tqdm
 
 from lrt_bench import layout
 from lrt_bench.errors import LRTError, as_bool, as_number
-from lrt_bench.generation import DecodeConfig, Generation, LatentLM
+from lrt_bench.generation import DecodeConfig, Generation, LatentLM, check_engine
 from lrt_bench.io import METHOD_FILE
 from lrt_bench.reasoner import load_reasoner, read_reasoner_meta
-from lrt_bench.response import Response
+from lrt_bench.response import Response, account_dict
 from lrt_bench.sampling import SAMPLING_KEYS, resolve_sampling
 
 log = logging.getLogger(__name__)
 
 LRT_ARGS = ("reasoner", "mode", "nothink_style", "answer_allowance", "allowance_in_budget", "method",
-            "router_threshold", "router_score")
+            "router_threshold", "router_score", "cache_implementation", "compile", "sync_every")
 MODES = ("think", "nothink", "latent", "hybrid")  # hybrid: latent first, think where the router is unsure
 
 _HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p not in ("self", "kwargs"))
@@ -59,13 +59,18 @@ class LRTLM(HFLM):
         method: str | None = None,
         router_threshold: Any = None,
         router_score: str | None = None,
+        cache_implementation: str = "static",
+        compile: Any = False,
+        sync_every: Any = None,
         **kwargs: Any,
     ) -> None:
         meta, allowance, in_budget = self.check_args(reasoner=reasoner, mode=mode, nothink_style=nothink_style,
                                                      answer_allowance=answer_allowance,
                                                      allowance_in_budget=allowance_in_budget,
                                                      router_threshold=router_threshold, router_score=router_score,
-                                                     **kwargs)
+                                                     cache_implementation=cache_implementation, compile=compile,
+                                                     sync_every=sync_every, **kwargs)
+        engine = self.engine_args(cache_implementation, compile, sync_every)
         if "max_gen_toks" in kwargs:
             kwargs["max_gen_toks"] = _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
         super().__init__(pretrained=pretrained, **kwargs)
@@ -82,7 +87,7 @@ class LRTLM(HFLM):
         if reasoner:
             net, _ = load_reasoner(reasoner, self.model, device=self.device)
             net.to(dtype=self.model.dtype)
-        self.lrt = LatentLM(self.model, self.tokenizer, net)
+        self.lrt = LatentLM(self.model, self.tokenizer, net, **engine)
         for m in ("latent", "think") if mode == "hybrid" else (mode,):
             self.lrt.check_mode(m)  # e.g. a tokenizer without </think> in think/latent: say so now
         self._templated = False
@@ -93,7 +98,8 @@ class LRTLM(HFLM):
     @staticmethod
     def check_args(reasoner: str | None = None, mode: str = "think", nothink_style: str = "prefill",
                    answer_allowance: Any = None, allowance_in_budget: Any = False, pretrained: Any = None,
-                   method: Any = None, router_threshold: Any = None, router_score: Any = None, **kwargs: Any):
+                   method: Any = None, router_threshold: Any = None, router_score: Any = None,
+                   cache_implementation: Any = "static", compile: Any = False, sync_every: Any = None, **kwargs: Any):
         """The model_args checks that need no model: -> (reasoner meta, answer_allowance, allowance_in_budget).
 
         Run by `__init__` before the base loads, and by the lm-eval start-up hook before lm-eval indexes
@@ -120,6 +126,7 @@ class LRTLM(HFLM):
             router.check_threshold(router_threshold, router.check_score(str(router_score or "mean_logprob"), 2))
         elif router_threshold is not None or router_score is not None:
             raise LRTError(f"router_threshold / router_score apply to mode=hybrid only, not mode={mode}")
+        LRTLM.engine_args(cache_implementation, compile, sync_every)
         meta = read_reasoner_meta(reasoner) if reasoner else None
         allowance = (None if answer_allowance in (None, "", "none", "None")
                      else _as_int("model_arg answer_allowance", answer_allowance))
@@ -130,6 +137,17 @@ class LRTLM(HFLM):
         if isinstance(bs, str) and bs.startswith("auto"):
             raise LRTError("batch_size=auto is not supported by --model lrt: pass an integer batch size")
         return meta, allowance, in_budget
+
+    @staticmethod
+    def engine_args(cache_implementation: Any, compile: Any, sync_every: Any) -> dict:
+        """How the decode loop runs (never what it outputs): model_args -> LatentLM keyword arguments."""
+        comp = as_bool("model_arg compile", compile)
+        every = None if sync_every in (None, "", "none", "None") else _as_int("model_arg sync_every", sync_every)
+        try:
+            check_engine(cache_implementation, comp, every)
+        except LRTError as e:
+            raise LRTError(f"model_arg {e}") from None
+        return {"cache_implementation": cache_implementation, "compile": comp, "sync_every": every}
 
     # ----------------------------------------------------------------------------------------- config
 
@@ -205,6 +223,8 @@ class LRTLM(HFLM):
             "allowance_in_budget": self.allowance_in_budget,
             "router_threshold": self.router_threshold if self.mode == "hybrid" else None,
             "router_score": self.router_score if self.mode == "hybrid" else None,
+            "cache_implementation": self.lrt.cache_implementation,
+            "compile": self.lrt.compile,
             # per distinct gen_kwargs of the run: the budget rule and the sampling settings actually used
             "decode_settings": list(self._used.values()),
             "reasoner": self.reasoner_path,
@@ -277,7 +297,7 @@ class LRTLM(HFLM):
                     chunk = rows[b : b + bs]
                     gens = self._generate([c for c, _ in chunk], self._seeded(cfg))
                     for (_, pos), g in zip(chunk, gens):
-                        res[pos] = Response(g.text, _account_dict(g))
+                        res[pos] = Response(g.text, account_dict(g.account))
                     pbar.update(len(chunk))
                 continue
             per_batch = max(1, bs // k) if cfg.temperature > 0 else bs
@@ -289,7 +309,7 @@ class LRTLM(HFLM):
                 for ci, c in enumerate(chunk):
                     for r_i, pos in enumerate(by_context[c]):
                         g = gens[ci * reps + (r_i if reps > 1 else 0)]
-                        res[pos] = Response(g.text, _account_dict(g))
+                        res[pos] = Response(g.text, account_dict(g.account))
                     pbar.update(len(by_context[c]))
         pbar.close()
         return res  # type: ignore[return-value]
@@ -311,23 +331,6 @@ class LRTLM(HFLM):
             return cfg
         seed = int(torch.randint(0, 2**62, (1,)).item())
         return dataclasses.replace(cfg, seed=seed)
-
-
-def _account_dict(gen: Generation) -> dict[str, Any]:
-    a = gen.account
-    return {
-        "reasoning_tokens": a.reasoning_tokens,
-        "forced_tokens": a.forced_tokens,
-        "answer_tokens": a.answer_tokens,
-        "latents": a.latents,
-        "seconds": a.seconds,
-        "prompt_tokens": a.prompt_tokens,
-        "finish_reason": a.finish_reason,
-        # hybrid: 1 when the think pass answered; the replaced latent answer's tokens
-        "rerouted": float(a.route == "think"),
-        "first_pass_tokens": a.first_pass_tokens,
-        "router_score": a.router_score,
-    }
 
 
 def register() -> None:

@@ -65,9 +65,10 @@ from typing import Any
 
 from lrt_bench.errors import LRTError
 from lrt_bench.io import check_writable_dir
+from lrt_bench.layout import OPEN
 
 MODES = ("think", "nothink", "latent")
-# Targets of the Benchmarks issue, as (ratio key pattern, op, value). `{bs}` / `{hi}` / `{lo}` /
+# The speed targets (latent vs think / nothink, batch scaling), as (ratio key pattern, op, value). `{bs}` / `{hi}` / `{lo}` /
 # `{mode}` are filled in from the run.
 TINY_TARGETS = (
     ("think_over_latent_time@bs{bs}", ">=", 5.0, "latent >= 5x faster than full thinking at equal batch"),
@@ -81,7 +82,7 @@ REAL_TARGETS = (
     ("latent_over_nothink_time@bs{bs}", "<=", 1.10, "latent <= 1.10x non-thinking"),
 )
 PARITY_TASK = "lrt_tiny_parity"
-PARITY_GEN_PREFIX = "<think>\n"
+PARITY_GEN_PREFIX = OPEN  # "<think>\n", what the lrt backend appends in think mode
 
 
 # ------------------------------------------------------------------------------------------ cells
@@ -342,18 +343,6 @@ def environment() -> dict:
     return _environment("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _dtype(name: str, device: str):
-    import torch
-
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if name not in table:
-        raise LRTError(f"unknown --dtype {name!r}: use auto, float32, bfloat16 or float16")
-    return table[name]
-
-
 def _parse_sizes(text: str) -> list[int]:
     try:
         sizes = [int(b) for b in text.split(",") if b.strip()]
@@ -366,22 +355,21 @@ def _parse_sizes(text: str) -> list[int]:
 
 def _setup_tiny(args) -> dict:
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lrt_bench.data import tiny_dir
     from lrt_bench.generation import LatentLM
     from lrt_bench.grading import grade_math
-    from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
-    from lrt_bench.tiny.task import read_jsonl
+    from lrt_bench.io import read_jsonl
+    from lrt_bench.models import load_base, resolve_dtype, untrained_reasoner
+    from lrt_bench.reasoner import load_reasoner
 
     world = Path(args.world).expanduser().resolve() if args.world else tiny_dir()
     if not (world / "world.json").is_file():
         raise LRTError(f"no tiny world at {world}: run `lrt-bench tiny build --out {world}` first, or pass --world")
     device = args.device or "cpu"
-    dtype = _dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device, what="--dtype")
     torch.manual_seed(args.seed)
-    base = AutoModelForCausalLM.from_pretrained(world / "base", dtype=dtype).to(device)
-    tok = AutoTokenizer.from_pretrained(world / "base")
+    base, tok = load_base(world / "base", device=device, dtype=dtype)
     if args.reasoner:
         net, meta = load_reasoner(args.reasoner, base, device=device)
         net.to(dtype=dtype)
@@ -392,9 +380,9 @@ def _setup_tiny(args) -> dict:
                     "trainer": trainer, "step": meta.step, "num_latents": net.num_latents,
                     "fusion": meta.network.fusion}
     else:
-        bb = json.loads((world / "backbone" / "config.json").read_text())
         latents = args.latents or 16
-        net = ReasoningNetwork.for_base(base, backbone_config=bb, num_latents=latents).to(device=device, dtype=dtype).eval()
+        net = untrained_reasoner(base, world / "backbone" / "config.json", num_latents=latents)
+        net = net.to(device=device, dtype=dtype).eval()
         label = "latent (untrained G_φ)"
         reasoner = {"path": None, "trained": False, "num_latents": latents, "fusion": net.config.fusion,
                     "note": "randomly initialised G_φ sized from the world's backbone config: same shapes "
@@ -415,6 +403,7 @@ def _setup_real(args) -> dict:
     import torch
 
     from lrt_bench.generation import LatentLM
+    from lrt_bench.models import resolve_dtype
     from lrt_bench.realsize import BASES, build, synthetic_prompt
 
     if args.real_size not in BASES:
@@ -423,7 +412,7 @@ def _setup_real(args) -> dict:
         raise LRTError("--reasoner needs a trained base: --real-size builds random weights, use the tiny world "
                        "or a real checkpoint through lm_eval --model lrt")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = _dtype(args.dtype, device)
+    dtype = resolve_dtype(args.dtype, device, what="--dtype")
     latents = args.latents or 256
     torch.manual_seed(args.seed)
     base, tok, net = build(args.real_size, num_latents=latents, device=device, dtype=dtype, layers=args.layers)

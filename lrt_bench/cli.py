@@ -13,7 +13,6 @@ Errors in the user's input print one line (`lrt-bench: error: ...`) and exit wit
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -62,19 +61,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     import torch
     from rich.progress import Progress
     from rich.table import Table
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lrt_bench.generation import DecodeConfig, LatentLM
     from lrt_bench.grading import grade_math
-    from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
-    from lrt_bench.tiny.task import read_jsonl
+    from lrt_bench.io import read_jsonl
+    from lrt_bench.models import load_base, untrained_reasoner
+    from lrt_bench.reasoner import load_reasoner
 
     world = Path(args.world) if args.world else default_tiny_dir()
     if not (world / "world.json").is_file():
         raise LRTError(f"no tiny world at {world}: run `lrt-bench tiny build --out {world}` first")
     torch.manual_seed(args.seed)
-    base = AutoModelForCausalLM.from_pretrained(world / "base")
-    tok = AutoTokenizer.from_pretrained(world / "base")
+    base, tok = load_base(world / "base", device="cpu")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     latent_label = "latent"
     net = None
@@ -84,8 +82,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             latent_label = f"latent (G_φ step {meta.step})"
         else:
             # No trained reasoner yet: show the pipeline with a randomly initialised G_φ, and say so.
-            bb = json.loads((world / "backbone" / "config.json").read_text())
-            net = ReasoningNetwork.for_base(base, backbone_config=bb, num_latents=args.num_latents).eval()
+            net = untrained_reasoner(base, world / "backbone" / "config.json", num_latents=args.num_latents).eval()
             latent_label = "latent (untrained G_φ)"
     lm = LatentLM(base, tok, net)
     rows = read_jsonl(world / "data" / "eval.jsonl")[: args.limit or None]

@@ -41,7 +41,6 @@ import copy
 import csv
 import hashlib
 import io
-import json
 import os
 import random
 import re
@@ -53,6 +52,7 @@ from typing import Any
 
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import parse_gsm8k_gold
+from lrt_bench.io import iter_jsonl
 
 ENV_DATA_DIR = "LRT_DATA_DIR"
 ENV_TINY_DIR = "LRT_TINY_DIR"
@@ -256,26 +256,6 @@ BENCHMARKS: dict[str, Benchmark] = {
 # ------------------------------------------------------------------------------------------------
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[str, Row]]:
-    """(where, row) for each non-blank line; `where` is "<path> line N"."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = list(f)
-    except UnicodeDecodeError:
-        raise LRTError(f"{path}: not UTF-8 text") from None
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path} line {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise LRTError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise LRTError(f"{where}: expected a JSON object, got {type(row).__name__}")
-        yield where, row
-
-
 def read_gpqa_zip(path: Path, subset: str = "diamond") -> Iterator[tuple[str, Row]]:
     """(where, row) for each row of ``dataset/gpqa_<subset>.csv``, decrypted and parsed in memory."""
     member = f"dataset/gpqa_{subset}.csv"
@@ -362,7 +342,7 @@ def load_docs(name: str) -> list[Row]:
     stat = path.stat()
     key = (name, str(path), stat.st_mtime_ns, stat.st_size)
     if key not in _cache:
-        rows = read_gpqa_zip(path) if path.suffix == ".zip" else read_jsonl(path)
+        rows = read_gpqa_zip(path) if path.suffix == ".zip" else iter_jsonl(path)
         _cache[key] = _normalise_all(bench, rows, str(path))
     return copy.deepcopy(_cache[key])
 
@@ -376,7 +356,7 @@ def load_tiny_docs(root: str | Path | None = None) -> list[Row]:
             f"tiny world eval data not found at {path}: run `lrt-bench tiny build` or set {ENV_TINY_DIR}"
         )
     docs = []
-    for i, (where, row) in enumerate(read_jsonl(path)):
+    for i, (where, row) in enumerate(iter_jsonl(path)):
         docs.append({"id": _doc_id(row, "tiny", i, "id"), "problem": _text(row, where, "problem"),
                      "answer": _answer_text(row, where, "answer")})
     if not docs:

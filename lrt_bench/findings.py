@@ -44,7 +44,7 @@ def write_per_problem(out: str | Path) -> Path:
     """OUT/per_problem.json: each method's per-problem pass@1 and token means at each budget, read
     from lm-eval's sample logs (OUT/results/b<budget>/<method>/**/samples_*.jsonl). It is all the
     findings need, so a committed run keeps it and not the bulky sample logs (full responses)."""
-    from lrt_bench.io import atomic_write_json
+    from lrt_bench.io import atomic_write_json, read_jsonl
 
     target = Path(out) / PER_PROBLEM
     # cells whose sample logs are gone (a committed run resumed) keep what was collected before
@@ -57,8 +57,7 @@ def write_per_problem(out: str | Path) -> Path:
             if not files:
                 continue
             cols: dict[str, list] = {"doc_id": [], "pass1": [], "reasoning": [], "answer": []}
-            for line in files[-1].read_text().splitlines():
-                smp = json.loads(line)
+            for smp in read_jsonl(files[-1]):
                 for col, key in (("doc_id", "doc_id"), ("pass1", "pass@1"), ("reasoning", "reasoning_tokens"),
                                  ("answer", "answer_tokens")):
                     cols[col].append(smp[key])
@@ -120,7 +119,7 @@ def _fmt_diff(d) -> tuple[str, str]:
 
 
 def findings(out: str | Path, runs: dict[int, dict[str, MethodResult]] | None = None) -> list[Finding]:
-    """The issue's targets, measured on a demo's output (FULL budget = the largest one run)."""
+    """The paper's findings with their targets, measured on a demo's output (FULL budget = the largest one run)."""
     out = Path(out)
     runs = load_demo(out) if runs is None else runs
     if not runs:

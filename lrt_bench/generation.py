@@ -6,7 +6,8 @@ the SFT and GRPO trainers, the redundancy analysis and the benchmarks. It owns
 * the prompt layout per mode (text from `layout.py`, tokenised and left-padded here);
 * the embedding assembly `[X, z, "\\n</think>\\n\\n", Y]` and its position ids;
 * one batched decode loop with KV cache for all three modes, with s1-style budget forcing in think
-  mode (DESIGN §4.3), sampling, stop strings and EOS;
+  mode (docs/design.md §4.3), sampling, stop strings and EOS; its per-row logic stays on the device, the cache
+  is preallocated (`kv_cache`), and the step can be compiled;
 * the differentiable piece for training: z = G_φ(H_X) and log P_θ(Y | [X, z]) by teacher forcing.
 
 The base's pass over X that yields H_X also fills the KV cache, so X runs through the base once
@@ -27,7 +28,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lrt_bench import layout
+from lrt_bench import kv_cache, layout
 from lrt_bench.errors import LRTError
 from lrt_bench.reasoner import ReasoningNetwork
 from lrt_bench.sampling import sample_next
@@ -38,6 +39,27 @@ REASON, FORCE, ANSWER, DONE = 0, 1, 2, 3
 
 # With `allowance_in_budget` and no `answer_allowance`, the answer is never squeezed below this.
 DEFAULT_MIN_ANSWER = 64
+
+# Why a row stopped, as the decode loop records it on the device (0: still running).
+_FINISH = {1: "eos", 2: "stop", 3: "length", 4: "context"}
+_EOS, _STOP, _LENGTH, _CONTEXT = 1, 2, 3, 4
+
+# Host syncs of the decode loop on CUDA (is every row done? a stop string? non-finite logits?) happen every
+# this many steps; rows that finish in between are frozen on the device. On CPU there is nothing to overlap.
+CUDA_SYNC_EVERY = 16
+
+
+def check_engine(cache_implementation: str, compile: bool, sync_every: int | None) -> None:
+    """The options of how the decode loop runs (never what it outputs); see LatentLM."""
+    if cache_implementation not in kv_cache.CACHE_IMPLEMENTATIONS:
+        raise LRTError(f"cache_implementation must be one of {', '.join(kv_cache.CACHE_IMPLEMENTATIONS)}, "
+                       f"got {cache_implementation!r}")
+    if compile and cache_implementation != "static":
+        raise LRTError("compile=True captures the decode step over a static cache: "
+                       "use cache_implementation=static (the default) or compile=False")
+    if sync_every is not None and (isinstance(sync_every, bool) or not isinstance(sync_every, int) or sync_every < 1):
+        raise LRTError(f"sync_every must be a whole number >= 1 (or unset for the device's default), "
+                       f"got {sync_every!r}")
 
 
 @dataclass
@@ -248,7 +270,16 @@ def plain_lm_head(base: nn.Module) -> nn.Module:
 
 
 class LatentLM:
-    """A frozen base (+ optional reasoning network) that generates in think / nothink / latent mode."""
+    """A frozen base (+ optional reasoning network) that generates in think / nothink / latent mode.
+
+    How the decode loop runs (outputs are the same either way; tests/test_decode_cache.py):
+      cache_implementation: "static" (default) preallocates one KV cache per call, sized from the budget
+          (`kv_cache`); "dynamic" is transformers' growing DynamicCache.
+      compile: the decode step runs as torch.compile(base, mode="reduce-overhead"), CUDA graphs on CUDA;
+          off by default (each new batch size or cache-length bucket compiles again, ~1 min); falls back
+          to the eager step, with a warning, when compiling fails.
+      sync_every: host checks every this many steps (default 16 on CUDA, 1 elsewhere).
+    """
 
     def __init__(
         self,
@@ -257,7 +288,24 @@ class LatentLM:
         reasoner: ReasoningNetwork | None = None,
         *,
         chat_template: bool = True,
+        cache_implementation: str = "static",
+        compile: bool = False,
+        sync_every: int | None = None,
     ):
+        check_engine(cache_implementation, compile, sync_every)
+        if cache_implementation == "static" and not kv_cache.static_supported():
+            cache_implementation = "dynamic"  # transformers 4.x: its StaticCache needs cache_position inputs
+            if compile:
+                raise LRTError("compile=True needs transformers >= 5 (its StaticCache keeps its own write "
+                               "position); upgrade transformers or pass compile=False")
+        self.cache_implementation = cache_implementation
+        self.compile = bool(compile)
+        self._sync_every = sync_every
+        self._compiled_base = None  # torch.compile(base), built on the first compiled decode step
+        self._pool = kv_cache.StaticPool()  # compiled decoding: caches reused across calls
+        if compile and not kv_cache.full_attention_only(base.config):
+            raise LRTError("compile=True supports bases whose layers are all full attention; this one has "
+                           "sliding-window or other special layers: pass compile=False")
         base.eval()
         base.requires_grad_(False)  # θ never changes
         self.base = base
@@ -307,13 +355,42 @@ class LatentLM:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
 
-    def _new_cache(self):
-        from transformers import DynamicCache
+    def _new_cache(self, max_len: int | None = None):
+        """The KV cache of one call: static of `max_len` positions when given and enabled, else dynamic.
+        Compiled decoding prefills into a dynamic cache and moves it into a pooled one (`_to_pool`)."""
+        if self.compile:
+            max_len = None
+        return kv_cache.new_cache(self.base.config, max_len, self.cache_implementation)
 
-        try:
-            return DynamicCache(config=self.base.config)
-        except TypeError:  # older transformers
-            return DynamicCache()
+    def _to_pool(self, cache, cache_len: int | None):
+        """Compiled decoding: the prefilled (dynamic) cache's positions, in the pooled static cache."""
+        if not (self.compile and cache_len is not None):
+            return cache
+        return self._pool.load(self.base.config, cache, cache_len)
+
+    def _prefill_len(self, cache_len: int | None) -> int | None:
+        """The mask length of a prefill: the static cache's, unless the prefill goes to a dynamic cache."""
+        return None if self.compile else cache_len
+
+    def _cache_len(self, cfg: DecodeConfig, prompt_positions: int) -> int | None:
+        """Positions a static cache needs for `prompt_positions` (X, and z + suffix in latent mode) plus
+        every generated token; None for a dynamic cache."""
+        if self.cache_implementation != "static":
+            return None
+        n = prompt_positions + self._decode_config(cfg).max_new_tokens
+        if self.compile:
+            n = -(-n // kv_cache.COMPILE_CACHE_BUCKET) * kv_cache.COMPILE_CACHE_BUCKET
+        return n
+
+    def _decode_config(self, cfg: DecodeConfig) -> DecodeConfig:
+        """cfg with this tokenizer's forced-close length (re-validates: the budget must leave room)."""
+        F = len(self._forced_ids)
+        return cfg if cfg.forced_tokens == F else dataclasses.replace(cfg, forced_tokens=F)
+
+    def _sync_interval(self) -> int:
+        if self._sync_every is not None:
+            return self._sync_every
+        return CUDA_SYNC_EVERY if self.device.type == "cuda" else 1
 
     def _run(self, module: nn.Module, cache, logits_last: bool = False, **kw):
         kw[self._cache_kw] = cache
@@ -384,11 +461,14 @@ class LatentLM:
 
     # ----------------------------------------------------------------------------- latent assembly
 
-    def hidden_states(self, batch: PromptBatch, cache=None) -> torch.Tensor:
-        """H_X [B, L, d]: final-norm hidden states of X; fills `cache` with X's keys and values."""
+    def hidden_states(self, batch: PromptBatch, cache=None, cache_len: int | None = None) -> torch.Tensor:
+        """H_X [B, L, d]: final-norm hidden states of X; fills `cache` with X's keys and values.
+
+        `cache_len`: the length of a static `cache` (its attention mask is padded to it)."""
         with torch.no_grad():
             out = self._run(
-                self.body, cache, input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                self.body, cache, input_ids=batch.input_ids,
+                attention_mask=kv_cache.padded_mask(batch.attention_mask, cache_len),
                 position_ids=_positions(batch.attention_mask),
             )
         return out.last_hidden_state
@@ -490,10 +570,14 @@ class LatentLM:
         t0 = time.perf_counter()
         tm = Timings()
         batch = self.encode_prompts(prompts, cfg.mode, cfg.nothink_style)
-        cache = self._new_cache()
+        L = batch.input_ids.shape[1]
+        extra = (z.shape[1] + len(self._suffix_ids)) if (cfg.mode == "latent" and z is not None) else \
+            self._latent_extra(cfg.mode)
+        cache_len = self._cache_len(cfg, L + extra)
+        cache = self._new_cache(cache_len)
         n_latents = 0
         if cfg.mode == "latent":
-            h = self.hidden_states(batch, cache)  # [P, L, d]
+            h = self.hidden_states(batch, cache, self._prefill_len(cache_len))  # [P, L, d]
             self._sync()
             t1 = time.perf_counter()
             tm.prefill = t1 - t0
@@ -505,32 +589,35 @@ class LatentLM:
             tm.reasoner = t2 - t1
             n_latents = z.shape[1]
             if repeats > 1:
-                cache.batch_repeat_interleave(repeats)
+                kv_cache.repeat_rows(cache, repeats)
                 z = z.repeat_interleave(repeats, dim=0)
+            cache = self._to_pool(cache, cache_len)
             batch = batch.repeat(repeats)
-            embeds, mask, pos = self.assemble(batch, z)
-            out = self._run(self.base, cache, logits_last=True, inputs_embeds=embeds, attention_mask=mask, position_ids=pos)
+            embeds, mask, pos = self.assemble(batch, z)  # mask [P*k, L+N+S]
+            out = self._run(self.base, cache, logits_last=True, inputs_embeds=embeds,
+                            attention_mask=kv_cache.padded_mask(mask, cache_len), position_ids=pos)
             self._sync()
             tm.latent_prefill = time.perf_counter() - t2
             lengths = batch.lengths + embeds.shape[1]
+            first = out.logits[:, -1]  # [P*k, V]
         else:
             out = self._run(
                 self.base, cache, logits_last=True, input_ids=batch.input_ids,
-                attention_mask=batch.attention_mask, position_ids=_positions(batch.attention_mask),
+                attention_mask=kv_cache.padded_mask(batch.attention_mask, self._prefill_len(cache_len)),
+                position_ids=_positions(batch.attention_mask),
             )
             first = out.logits[:, -1]  # [P, V]
             if repeats > 1:
-                cache.batch_repeat_interleave(repeats)
+                kv_cache.repeat_rows(cache, repeats)
                 first = first.repeat_interleave(repeats, dim=0)
+            cache = self._to_pool(cache, cache_len)
             batch = batch.repeat(repeats)
             mask = batch.attention_mask
             lengths = batch.lengths.clone()
             self._sync()
             tm.prefill = time.perf_counter() - t0
-        if cfg.mode == "latent":
-            first = out.logits[:, -1]  # [P*k, V]
         t3 = time.perf_counter()
-        gens = self._decode(first, cache, mask.long(), lengths, cfg, batch, n_latents, tm)
+        gens = self._decode(first, cache, mask.long(), lengths, cfg, batch, n_latents, tm, cache_len)
         return self._finish(gens, tm, t0, t3)
 
     @torch.no_grad()
@@ -594,16 +681,19 @@ class LatentLM:
                 )
         batch = self._left_pad(ids)
         tm = Timings()
-        cache = self._new_cache()
+        cache_len = self._cache_len(cfg, batch.input_ids.shape[1])
+        cache = self._new_cache(cache_len)
         out = self._run(
             self.base, cache, logits_last=True, input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask, position_ids=_positions(batch.attention_mask),
+            attention_mask=kv_cache.padded_mask(batch.attention_mask, self._prefill_len(cache_len)),
+            position_ids=_positions(batch.attention_mask),
         )
+        cache = self._to_pool(cache, cache_len)
         self._sync()
         t1 = time.perf_counter()
         tm.prefill = t1 - t0
         gens = self._decode(out.logits[:, -1], cache, batch.attention_mask.long(), batch.lengths.clone(), cfg,
-                            batch, 0, tm)
+                            batch, 0, tm, cache_len)
         return self._finish(gens, tm, t0, t1)
 
     def _finish(self, gens: list[Generation], tm: Timings, t0: float, t_decode: float) -> list[Generation]:
@@ -618,11 +708,18 @@ class LatentLM:
 
     def _decode(
         self, logits: torch.Tensor, cache, mask: torch.Tensor, lengths: torch.Tensor, cfg: DecodeConfig,
-        batch: PromptBatch, n_latents: int, tm: Timings,
+        batch: PromptBatch, n_latents: int, tm: Timings, cache_len: int | None = None,
     ) -> list[Generation]:
         """The batched decode loop. One token per row per step; forced tokens replace samples.
 
-        logits: [B, V] for the first generated position; mask: [B, L0]; lengths: [B] tokens so far.
+        logits: [B, V] for the first generated position; mask: [B, L0] over what the cache holds;
+        lengths: [B] tokens so far; cache_len: the slots of a static cache (None: dynamic).
+
+        Every per-row decision (phase, caps, why a row finished) is a tensor op on the device. The host
+        looks every `sync_every` steps (is every row done? a stop string? non-finite logits?); a row that
+        finished in between is frozen on the device (it emits pads that are not kept), and a stop string
+        found late is traced back to the step it appeared at, so outputs and accounts do not depend on
+        the interval.
         """
         dev = logits.device
         B = logits.shape[0]
@@ -630,11 +727,11 @@ class LatentLM:
         close_id = layout.think_close_id(self.tokenizer, "think") if think else -1
         forced = torch.tensor(self._forced_ids, device=dev)  # [F]
         F = forced.numel()
-        if cfg.forced_tokens != F:
-            cfg = dataclasses.replace(cfg, forced_tokens=F)  # re-validates: the budget must leave room
+        cfg = self._decode_config(cfg)
         eos = torch.tensor([] if cfg.ignore_eos else self.eos_ids, dtype=torch.long, device=dev)
         in_budget = think and cfg.allowance_in_budget
         max_steps = cfg.max_new_tokens
+        sync_every = self._sync_interval()
         # Per-row answer cap: under allowance_in_budget it is what the row's reasoning left of B.
         answer_cap = torch.full((B,), cfg.answer_cap, dtype=torch.long, device=dev)  # [B]
         gen = None
@@ -648,24 +745,33 @@ class LatentLM:
         n_forced = torch.zeros(B, dtype=torch.long, device=dev)
         n_answer = torch.zeros(B, dtype=torch.long, device=dev)
         forced_pos = torch.zeros(B, dtype=torch.long, device=dev)
-        answer_start = torch.zeros(B, dtype=torch.long, device=dev)  # index in `tokens` of answer token 0
-        finish = [""] * B
-        eos_hit = [None] * B
-        lp_sum = torch.zeros(B, dtype=torch.float32, device=dev)  # score_answers: answer log-probs
-        lp_min = torch.zeros(B, dtype=torch.float32, device=dev)
+        # index in `tokens` of answer token 0 (think: "never" until the reasoning closes)
+        answer_start = torch.full((B,), max_steps if think else 0, dtype=torch.long, device=dev)
+        finish = torch.zeros(B, dtype=torch.long, device=dev)  # _FINISH code, 0 while running
+        end_step = torch.full((B,), -1, dtype=torch.long, device=dev)  # the step a row finished at
+        eos_tok = torch.full((B,), -1, dtype=torch.long, device=dev)  # the EOS id that ended a row
+        bad_step = torch.full((), -1, dtype=torch.long, device=dev)  # first step with non-finite logits
         tokens = torch.full((B, max_steps), self.pad_id, dtype=torch.long, device=dev)  # generated ids
         keep = torch.zeros((B, max_steps), dtype=torch.bool, device=dev)  # which ids are output
+        if cfg.score_answers:  # per step, so that a stop found late can drop what followed it
+            step_lp = torch.zeros((B, max_steps), dtype=torch.float32, device=dev)
+            scored = torch.zeros((B, max_steps), dtype=torch.bool, device=dev)  # answer tokens and their EOS
         ctx_limit = self.max_context
-        # The attention mask of every step is a prefix of one preallocated mask (no torch.cat per step).
+        # One attention mask for the whole decode. A compiled step over transformers' StaticCache takes it
+        # whole every step (fixed shapes; its causal mask hides the slots not yet written); otherwise the
+        # step takes the prefix the cache holds.
         L0 = mask.shape[1]
-        mask = torch.cat([mask, mask.new_ones(B, max_steps)], dim=1)  # [B, L0 + max_steps]
+        mask = kv_cache.padded_mask(mask, cache_len if cache_len is not None else L0 + max_steps)  # [B, L0 + ...]
+        base_step = self._step_fn(cache, cache_len is not None, tm)
+        whole_mask = kv_cache.attends_all_slots(cache)
 
-        step = 0
+        step, checked = 0, -1  # `checked`: the last step the host looked at
         for step in range(max_steps):
             # Non-finite logits (damaged weights, fp16 overflow) would make sampling die in multinomial and
-            # greedy decode garbage. The check rides on the step's one host sync below.
-            # (-inf alone is legitimate: a model may mask tokens; NaN, +inf or an all -inf row is not.)
+            # greedy decode garbage. (-inf alone is legitimate: a model may mask tokens; NaN, +inf or an
+            # all -inf row is not.)
             bad_logits = (torch.isnan(logits).any(-1) | ~torch.isfinite(logits.max(-1).values)) & (phase != DONE)
+            bad_step = torch.where((bad_step < 0) & bad_logits.any(), step, bad_step)
             logits = torch.where(bad_logits[:, None], 0.0, logits)  # [B, V]: keep multinomial alive until then
             tok = sample_next(logits, cfg.temperature, cfg.top_p, cfg.top_k, gen, cfg.min_p)  # [B]
             forcing = phase == FORCE
@@ -674,11 +780,9 @@ class LatentLM:
             tok = torch.where(done, torch.full_like(tok, self.pad_id), tok)
             is_eos = torch.isin(tok, eos) & ~forcing & ~done
             if cfg.score_answers:
-                scored = (phase == ANSWER) & ~done  # answer tokens and the EOS that ends them
                 lg = logits.float()  # [B, V]
-                lp = (lg.gather(-1, tok[:, None]).squeeze(-1) - torch.logsumexp(lg, -1)).clamp(min=-1e4)  # [B]
-                lp_sum = lp_sum + torch.where(scored, lp, 0.0)
-                lp_min = torch.where(scored, torch.minimum(lp_min, lp), lp_min)
+                step_lp[:, step] = (lg.gather(-1, tok[:, None]).squeeze(-1) - torch.logsumexp(lg, -1)).clamp(min=-1e4)
+                scored[:, step] = (phase == ANSWER) & ~done
             tokens[:, step] = tok
             keep[:, step] = ~done & ~is_eos
 
@@ -688,7 +792,7 @@ class LatentLM:
             n_forced += forcing.long()
             n_answer += answer.long()
             # State updates use torch.where, never `x[bool_mask] = v`: on CUDA that is a nonzero() and a
-            # host sync each. The loop syncs once per step (did a row end?), twice when one did.
+            # host sync each.
             # eos ends the row in any phase
             new_phase = torch.where(is_eos, DONE, phase)
             # reasoning: a natural </think> opens the answer; hitting the cap starts forcing
@@ -709,47 +813,48 @@ class LatentLM:
             # answer: the allowance / budget caps it
             new_phase = torch.where(answer & (n_answer >= answer_cap), DONE, new_phase)
             lengths = lengths + 1
-            if ctx_limit is not None:
-                new_phase = torch.where(lengths >= ctx_limit, DONE, new_phase)
-            # record why rows finished this step (host sync only when something finished)
+            at_ctx = (lengths >= ctx_limit) if ctx_limit is not None else torch.zeros_like(is_eos)
+            new_phase = torch.where(at_ctx, DONE, new_phase)
+            # why rows finished this step: eos, else the context, else a cap
             ended = (new_phase == DONE) & (phase != DONE)
-            if cfg.stop:
-                ended = ended | self._check_stops(tokens, answer_start, step, new_phase, cfg.stop, finish)
-                new_phase = torch.where(ended, DONE, new_phase)
-            any_ended, any_bad = torch.stack([ended.any(), bad_logits.any()]).tolist()  # one host sync
-            if any_bad:
-                raise LRTError(
-                    f"the base produced non-finite logits (NaN/inf) at decode step {step}: its weights are "
-                    "damaged or the dtype overflows; check the model files, or try dtype=float32 / bfloat16"
-                )
-            if any_ended:
-                for b in ended.nonzero().flatten().tolist():
-                    if finish[b]:
-                        continue
-                    if bool(is_eos[b]):
-                        finish[b] = "eos"
-                        eos_hit[b] = int(tok[b])
-                    elif ctx_limit is not None and int(lengths[b]) >= ctx_limit:
-                        finish[b] = "context"
-                    else:
-                        finish[b] = "length"
+            why = torch.where(is_eos, _EOS, torch.where(at_ctx, _CONTEXT, _LENGTH))
+            finish = torch.where(ended, why, finish)
+            end_step = torch.where(ended, step, end_step)
+            eos_tok = torch.where(ended & is_eos, tok, eos_tok)
             phase = new_phase
-            if any_ended and bool((phase == DONE).all()):  # rows only become DONE on a step where one ends
-                break
-            out = self._run(
-                self.base, cache, input_ids=tok[:, None], attention_mask=mask[:, : L0 + step + 1],
-                position_ids=(lengths - 1)[:, None],
-            )
-            logits = out.logits[:, -1]
-        tm.steps = step + 1
-        for b in range(B):
-            if not finish[b]:
-                finish[b] = "length"
+            if step - checked >= sync_every or step == max_steps - 1:
+                if cfg.stop:
+                    stopped = self._check_stops(tokens, answer_start, checked + 1, step, finish, end_step, cfg.stop)
+                    for b, t in stopped.items():  # the row ends at step t; what it generated after is dropped
+                        keep[b, t + 1 :] = False
+                        if cfg.score_answers:
+                            scored[b, t + 1 :] = False
+                        n_answer[b] = keep[b, int(answer_start[b]) :].sum()  # the EOS a stop may end on is not kept
+                        finish[b], end_step[b], eos_tok[b], phase[b] = _STOP, t, -1, DONE
+                checked = step
+                first_bad, all_done = torch.stack([bad_step, (phase == DONE).all().long()]).tolist()  # host sync
+                if first_bad >= 0:
+                    raise LRTError(
+                        f"the base produced non-finite logits (NaN/inf) at decode step {first_bad}: its weights "
+                        "are damaged or the dtype overflows; check the model files, or try dtype=float32 / bfloat16"
+                    )
+                if all_done:
+                    break
+            logits = base_step(tok[:, None], mask if whole_mask else mask[:, : L0 + step + 1],
+                               (lengths - 1)[:, None])  # [B, V]
+        ended_all = bool((end_step >= 0).all())
+        tm.steps = int(end_step.max()) + 1 if ended_all else step + 1
+        tm.extra["sync_every"] = sync_every
+        tm.extra["cache"] = self.cache_implementation if cache_len is not None else "dynamic"
 
         tokens, keep = tokens.cpu(), keep.cpu()
         answer_start = answer_start.tolist()
-        n_scored = (n_answer + torch.tensor([f == "eos" for f in finish], device=dev).long()).tolist()
-        lp_sum, lp_min = lp_sum.tolist(), lp_min.tolist()
+        finish = [_FINISH.get(c, "length") for c in finish.tolist()]  # still running at the last step: length
+        eos_tok = eos_tok.tolist()
+        if cfg.score_answers:
+            n_scored = scored.sum(-1).clamp(min=1)
+            lp_mean = ((step_lp * scored).sum(-1) / n_scored).tolist()
+            lp_min = torch.where(scored, step_lp, 0.0).min(-1).values.tolist()
         gens = []
         prompt_len = batch.lengths.tolist()
         for b in range(B):
@@ -770,30 +875,85 @@ class LatentLM:
                         seconds=0.0,
                         finish_reason=finish[b],
                         allowance_in_budget=cfg.allowance_in_budget,
-                        answer_logprob_mean=(lp_sum[b] / max(1, n_scored[b])) if cfg.score_answers else None,
+                        answer_logprob_mean=lp_mean[b] if cfg.score_answers else None,
                         answer_logprob_min=lp_min[b] if cfg.score_answers else None,
                     ),
-                    eos_id=eos_hit[b],
+                    eos_id=eos_tok[b] if finish[b] == "eos" else None,
                 )
             )
         return gens
 
-    def _check_stops(self, tokens, answer_start, step, phase, stops, finish) -> torch.Tensor:
-        """Rows whose answer text now contains a stop string (decodes only a short tail per row)."""
-        B = tokens.shape[0]
-        hit = torch.zeros(B, dtype=torch.bool, device=tokens.device)
-        active = ((phase == ANSWER) | (phase == DONE)).tolist()
-        starts = answer_start.tolist()
+    def _step_fn(self, cache, static: bool, tm: Timings):
+        """One decode step of the base: (ids [B, 1], mask, positions [B, 1]) -> next-token logits [B, V].
+
+        With `compile` (and a static cache) it is `torch.compile(base, mode="reduce-overhead")`: on CUDA
+        one captured graph per (batch, cache length) replays the whole step. If compiling fails on the
+        first step, the eager step takes over, and the timings say so."""
+        def eager(ids, mask, pos):
+            return self._run(self.base, cache, input_ids=ids, attention_mask=mask, position_ids=pos).logits[:, -1]
+
+        if not (self.compile and static):
+            return eager
+        if self._compiled_base is None:
+            self._compiled_base = torch.compile(self.base, mode="reduce-overhead", dynamic=False)
+        state = {"fn": None}
+
+        def compiled(ids, mask, pos):
+            torch.compiler.cudagraph_mark_step_begin()  # the last step's outputs are consumed
+            return self._run(self._compiled_base, cache, input_ids=ids, attention_mask=mask,
+                             position_ids=pos).logits[:, -1]
+
+        def first_then_fixed(ids, mask, pos):
+            if state["fn"] is not None:
+                return state["fn"](ids, mask, pos)
+            written = kv_cache.written(cache)
+            try:
+                out = compiled(ids, mask, pos)
+                state["fn"] = compiled
+                tm.extra["decode_step"] = "compiled"
+                return out
+            except Exception as e:  # noqa: BLE001 - any compiler failure falls back to the eager step
+                if kv_cache.written(cache) != written:
+                    raise LRTError(f"the compiled decode step failed after writing to the KV cache ({e}); "
+                                   "pass compile=False") from e
+                import warnings
+
+                warnings.warn(f"compile=True: the decode step could not be compiled ({type(e).__name__}: "
+                              f"{str(e).splitlines()[0] if str(e) else ''}); decoding eagerly", stacklevel=2)
+                self.compile = False
+                tm.extra["decode_step"] = f"eager (compile failed: {type(e).__name__})"
+                state["fn"] = eager
+                return eager(ids, mask, pos)
+
+        return first_then_fixed
+
+    def _check_stops(self, tokens, answer_start, lo: int, hi: int, finish, end_step, stops) -> dict[int, int]:
+        """Rows whose answer text came to contain a stop string at a step in [lo, hi]: {row: that step}.
+
+        The loop checks every few steps; this finds the step where the stop string first appeared, i.e.
+        where a check after every step would have ended the row (decoding only a short tail per row)."""
         window = max(len(s) for s in stops) + 8  # in tokens: a token is at least one character
-        for b in range(B):
-            if not active[b] or finish[b] or starts[b] > step:
+        starts, fin, ends = answer_start.tolist(), finish.tolist(), end_step.tolist()
+        rows = tokens[:, max(0, lo - window) : hi + 1].tolist()  # one copy to the host
+        off = max(0, lo - window)
+        hits = {}
+        for b, row in enumerate(rows):
+            if fin[b] == _STOP:
                 continue
-            lo = max(starts[b], step + 1 - window)
-            tail = self._text(tokens[b, lo : step + 1].tolist())
-            if any(s in tail for s in stops):
-                hit[b] = True
-                finish[b] = "stop"
-        return hit
+            last = ends[b] if fin[b] else hi  # a finished row is checked up to the step it ended at
+            first = max(lo, starts[b])
+            if first > last:
+                continue
+            def text(a: int, t: int, row=row, start=starts[b]) -> str:  # answer text of steps [a-window, t]
+                return self._text(row[max(start, a + 1 - window) - off : t + 1 - off])
+
+            if not any(s in text(first, last) for s in stops):  # all the new steps at once
+                continue
+            for t in range(first, last + 1):  # then the step where the stop string appeared
+                if any(s in text(t, t) for s in stops):
+                    hits[b] = t
+                    break
+        return hits
 
     def _cut_at_stop(self, row: torch.Tensor, keep: torch.Tensor, answer_start: int, stops) -> str:
         head = self._text(row[:answer_start][keep[:answer_start]].tolist())

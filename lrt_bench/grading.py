@@ -124,6 +124,7 @@ from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 from lrt_bench.errors import LRTError
+from lrt_bench.layout import THINK_CLOSE
 
 __all__ = [
     "extract_choice",
@@ -148,7 +149,6 @@ _CACHE_SIZE = 8192
 _POOL_SIZE = 4  # workers per grading process: a document's 4 samples are verified side by side
 _MIN_START_BUDGET_S = 0.25  # a call with less time left does not wait for a worker to start
 
-_THINK_CLOSE = "</think>"
 
 # ----------------------------------------------------------------------------------------------
 # Extraction
@@ -161,8 +161,8 @@ def strip_reasoning(text: str) -> str:
         return ""
     if not isinstance(text, str):
         text = str(text)
-    idx = text.rfind(_THINK_CLOSE)
-    return text if idx < 0 else text[idx + len(_THINK_CLOSE) :]
+    idx = text.rfind(THINK_CLOSE)
+    return text if idx < 0 else text[idx + len(THINK_CLOSE) :]
 
 
 _BOXED_CMD = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")

@@ -1,4 +1,5 @@
-"""Atomic writes: a killed process never leaves a half-written result, checkpoint or directory."""
+"""Files: atomic writes (a killed process never leaves a half-written result, checkpoint or directory)
+and the one JSON-lines reader."""
 
 from __future__ import annotations
 
@@ -46,6 +47,34 @@ def _umask() -> int:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) for each non-blank line of a JSON-lines file; `where` is "<path> line N", for
+    errors about that row. A line that is not a JSON object is refused, naming the file and line."""
+    from lrt_bench.errors import LRTError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = list(f)  # split on "\n" only: a row's text may hold U+2028 and other line breaks
+    except UnicodeDecodeError:
+        raise LRTError(f"{path}: not UTF-8 text: pass a JSON-lines file") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path} line {lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise LRTError(f"{where}: not valid JSON ({e.msg}): fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise LRTError(f"{where}: expected a JSON object, got {type(row).__name__}: fix or remove that line")
+        yield where, row
+
+
+def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """The rows (JSON objects) of a JSON-lines file, blank lines skipped (errors as `iter_jsonl`)."""
+    return [row for _, row in iter_jsonl(path)]
 
 
 @contextmanager

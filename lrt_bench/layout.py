@@ -1,4 +1,4 @@
-"""Prompt layout per mode (DESIGN §4.1): the text that precedes the generated tokens.
+"""Prompt layout per mode (docs/design.md §4.1): the text that precedes the generated tokens.
 
     think    : <chat prompt><think>\\n                           -> reasoning, </think>, answer
     nothink  : <chat prompt><think>\\nOkay, I think I have finished thinking.\\n</think>\\n\\n   (prefill)
@@ -27,7 +27,7 @@ THINK_CLOSE = "</think>"
 OPEN = "<think>\n"
 NOTHINK_PREFILL = "<think>\nOkay, I think I have finished thinking.\n</think>\n\n"
 NOTHINK_EMPTY = "<think>\n\n</think>\n\n"
-# s1-style budget forcing (DESIGN §4.3): appended when reasoning hits its cap without </think>.
+# s1-style budget forcing (docs/design.md §4.3): appended when reasoning hits its cap without </think>.
 FORCED_CLOSE = (
     "\n\nConsidering the limited time by the user, I have to give the solution based on the "
     "thinking directly now.\n</think>\n\n"
@@ -56,6 +56,14 @@ def think_close_id(tokenizer: Any, mode: str) -> int:
             "reasoning model's tokenizer (Qwen3, DeepSeek-R1-Distill) or mode=nothink"
         )
     return ids[0]
+
+
+def split_reasoning(ids: Sequence[int], reasoning_tokens: int, close_id: int) -> tuple[list[int], bool]:
+    """(reasoning ids, closed naturally) of a think-mode generation's ids: its first `reasoning_tokens`
+    (`Account.reasoning_tokens`, which counts a natural `</think>`) without that `</think>`."""
+    reasoning = list(ids[:reasoning_tokens])
+    closed = bool(reasoning) and reasoning[-1] == close_id
+    return (reasoning[:-1] if closed else reasoning), closed
 
 
 def render_chat(tokenizer: Any, prompt: Prompt, *, chat_template: bool = True) -> str:

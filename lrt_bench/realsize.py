@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from lrt_bench.errors import LRTError
+from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
 
 QWEN3_1P7B = dict(
     model_type="qwen3", vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
@@ -31,7 +32,7 @@ QWEN3_EMBEDDING_0P6B = dict(
     rope_theta=1000000.0, rms_norm_eps=1e-6, tie_word_embeddings=True,
 )
 BASES = {"qwen3-1.7b": QWEN3_1P7B, "r1-distill-qwen-1.5b": R1_DISTILL_QWEN_1P5B}
-SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>", "<unk>"]
+SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", THINK_OPEN, THINK_CLOSE, "<unk>"]
 
 
 def synthetic_tokenizer(vocab_size: int):
@@ -47,7 +48,7 @@ def synthetic_tokenizer(vocab_size: int):
     raw.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     raw.decoder = decoders.WordPiece(prefix="##", cleanup=False)
     raw.add_special_tokens([AddedToken(s, special=True) for s in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")])
-    raw.add_tokens([AddedToken(s, special=False) for s in ("<think>", "</think>")])
+    raw.add_tokens([AddedToken(s, special=False) for s in (THINK_OPEN, THINK_CLOSE)])
     tok = PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<|im_end|>", pad_token="<|endoftext|>",
                                   unk_token="<unk>")
     tok.chat_template = (
@@ -62,6 +63,23 @@ def synthetic_prompt(n_words: int, seed: int) -> str:
     return " ".join(f"w{int(i)}" for i in torch.randint(10, 100000, (n_words,), generator=g))
 
 
+def never_close(base, tok) -> None:
+    """Keep `</think>` from ever being chosen, so think mode reasons to its budget: its LM-head row is
+    zeroed and a bias of -1e4 rules it out (random or trained weights alike). The input embedding of
+    `</think>` stays: a tied head is untied first."""
+    close = tok.convert_tokens_to_ids(THINK_CLOSE)
+    with torch.no_grad():
+        head = base.get_output_embeddings()
+        if base.config.tie_word_embeddings:
+            head.weight = torch.nn.Parameter(head.weight.detach().clone(), requires_grad=False)
+            base.config.tie_word_embeddings = False
+        head.weight[close].zero_()
+        if head.bias is None:
+            head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0], dtype=head.weight.dtype,
+                                                       device=head.weight.device), requires_grad=False)
+        head.bias[close] = -1e4
+
+
 def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: str = "cuda",
           dtype: torch.dtype = torch.bfloat16, layers: int | None = None,
           vocab_size: int | None = None) -> tuple[Any, Any, Any]:
@@ -72,7 +90,7 @@ def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: 
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from lrt_bench.reasoner import ReasoningNetwork
+    from lrt_bench.models import untrained_reasoner
 
     if name not in BASES:
         raise LRTError(f"unknown real size {name!r}: use one of {', '.join(BASES)}")
@@ -93,15 +111,7 @@ def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: 
     with torch.device(device):
         base = AutoModelForCausalLM.from_config(config, dtype=dtype).eval()
     base.generation_config.eos_token_id = tok.eos_token_id
-    # Random weights: make sure `</think>` is never the argmax, so think mode reasons to its budget.
-    close = tok.convert_tokens_to_ids("</think>")
-    with torch.no_grad():
-        head = base.get_output_embeddings().weight
-        if base.config.tie_word_embeddings:  # untie first: the input embedding of </think> stays
-            base.lm_head.weight = torch.nn.Parameter(head.detach().clone(), requires_grad=False)
-            head = base.lm_head.weight
-        head[close].zero_()  # logit 0 while ~half of the 150k random logits are positive
+    never_close(base, tok)
     torch.manual_seed(0)
-    net = ReasoningNetwork.for_base(base, backbone_config=backbone, num_latents=num_latents,
-                                    fusion=fusion).to(device=device, dtype=dtype).eval()
+    net = untrained_reasoner(base, backbone, num_latents=num_latents, fusion=fusion).to(device=device, dtype=dtype).eval()
     return base, tok, net

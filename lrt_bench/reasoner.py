@@ -1,4 +1,4 @@
-"""The reasoning network G_φ (DESIGN §4.2) and its checkpoint format.
+"""The reasoning network G_φ (docs/design.md §4.2) and its checkpoint format.
 
 G_φ reads the frozen base's final-layer hidden states H_X of the prompt (after the final norm) and
 emits N latent vectors z in one forward pass:

@@ -58,6 +58,7 @@ from typing import Any
 from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.io import check_writable_dir
+from lrt_bench.response import account_dict
 
 GRANULARITIES = ("token", "step")
 DEFAULT_PS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -98,7 +99,11 @@ _BOUNDARY = re.compile(r"\n+|(?<=[.!?])[ \t]+")
 
 
 def split_steps(text: str) -> list[str]:
-    """Reasoning text -> steps (see the module docstring); `"".join(split_steps(text)) == text`."""
+    """Reasoning text -> steps (see the module docstring); `"".join(split_steps(text)) == text`.
+
+    Deletion units, so whitespace goes with the step it ends. `trainers.extractors.split_steps` is a
+    different rule on purpose: cut points that end exactly at a terminator (LC-R1 closes the reasoning
+    there)."""
     steps: list[str] = []
     start = 0
     for m in _BOUNDARY.finditer(text):
@@ -288,24 +293,14 @@ def resolve_model(model: str) -> tuple[str, Path | None]:
 def load_model(model: str, device: str | None = None, dtype: str | None = None):
     """A LatentLM over the base at `model` (directory, tiny world or hub id), in eval mode."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lrt_bench.generation import LatentLM
+    from lrt_bench.models import load_base, resolve_dtype
 
     src, _ = resolve_model(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if dtype in (None, "auto"):
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    torch_dtype = getattr(torch, dtype, None)
-    if not isinstance(torch_dtype, torch.dtype):
-        raise LRTError(f"unknown dtype {dtype!r}: use float32, bfloat16 or float16")
-    try:
-        tok = AutoTokenizer.from_pretrained(src)
-        base = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype)
-    except OSError as e:
-        detail = " ".join(str(e).split())[:300]
-        raise LRTError(f"could not load model {model!r}: {detail}") from None
-    return LatentLM(base.to(device), tok)
+    base, tok = load_base(src, device=device, dtype=resolve_dtype(dtype, device), what="model")
+    return LatentLM(base, tok)
 
 
 @contextmanager
@@ -326,20 +321,10 @@ def _tiny_env(world: Path | None) -> Iterator[None]:
 # ------------------------------------------------------------------------------------------------
 
 
-def _account(g) -> dict[str, Any]:
-    a = g.account
-    return {"reasoning_tokens": a.reasoning_tokens, "forced_tokens": a.forced_tokens,
-            "answer_tokens": a.answer_tokens, "latents": a.latents, "seconds": a.seconds,
-            "prompt_tokens": a.prompt_tokens, "finish_reason": a.finish_reason}
-
-
 def reasoning_ids(lm, gen, close_id: int) -> tuple[list[int], bool]:
     """(R's token ids, closed naturally) from a think-mode generation: the reasoning tokens without
     `</think>` and without trailing whitespace-only tokens (the close supplies its own newline)."""
-    ids = list(gen.token_ids[: gen.account.reasoning_tokens])
-    closed = bool(ids) and ids[-1] == close_id
-    if closed:
-        ids.pop()
+    ids, closed = layout.split_reasoning(gen.token_ids, gen.account.reasoning_tokens, close_id)
     while ids and not lm.tokenizer.decode(ids[-1:], skip_special_tokens=False).strip():
         ids.pop()
     return ids, closed
@@ -483,7 +468,7 @@ def run_redundancy(
             if bar:
                 bar.advance(job, len(idx))
         traj = [reasoning_ids(lm, g, close_id) for g in think_gens]
-        think_scores = [_score(spec.task, d, g.text, _account(g), metric) for d, g in zip(docs, think_gens)]
+        think_scores = [_score(spec.task, d, g.text, account_dict(g.account), metric) for d, g in zip(docs, think_gens)]
         metric = think_scores[0][0]
 
         # 2. fragmentary trajectories R(p) for every (problem, granularity, p)
@@ -521,7 +506,7 @@ def run_redundancy(
     samples = []
     for i, gran, p, kept, full, j in combos:
         g = answers[j]
-        _, score = _score(spec.task, docs[i], g.text, _account(g), metric)
+        _, score = _score(spec.task, docs[i], g.text, account_dict(g.account), metric)
         samples.append({"doc": i, "id": docs[i].get("id"), "granularity": gran, "p": p, "kept_tokens": kept,
                         "full_tokens": full, "score": score, "answer": g.text})
     rows = []

@@ -30,6 +30,24 @@ class Response(str):
         return (Response, (str(self), self.account))
 
 
+def account_dict(account: Any) -> dict[str, Any]:
+    """A `generation.Account` as the dict a `Response` carries (what lm-eval's sample logs keep)."""
+    a = account
+    return {
+        "reasoning_tokens": a.reasoning_tokens,
+        "forced_tokens": a.forced_tokens,
+        "answer_tokens": a.answer_tokens,
+        "latents": a.latents,
+        "seconds": a.seconds,
+        "prompt_tokens": a.prompt_tokens,
+        "finish_reason": a.finish_reason,
+        # hybrid: 1 when the think pass answered; the replaced latent answer's tokens
+        "rerouted": float(a.route == "think"),
+        "first_pass_tokens": a.first_pass_tokens,
+        "router_score": a.router_score,
+    }
+
+
 def account_of(response: Any) -> dict[str, float]:
     """The account fields of a response, NaN for each one a backend did not measure."""
     acc = getattr(response, "account", None) or {}

@@ -123,16 +123,15 @@ def cmd_router_sweep(args: argparse.Namespace) -> int:
     prov = provenance()
 
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from lrt_bench.data import tiny_dir
     from lrt_bench.generation import DecodeConfig, LatentLM
     from lrt_bench.grading import grade_math
+    from lrt_bench.models import load_base
     from lrt_bench.reasoner import load_reasoner
 
     base_id = str((world or tiny_dir()) / "base") if args.base == "tiny" else args.base
-    base = AutoModelForCausalLM.from_pretrained(base_id, use_safetensors=True).to(args.device).eval()
-    tok = AutoTokenizer.from_pretrained(base_id)
+    base, tok = load_base(base_id, device=args.device, use_safetensors=True)
     net, meta = load_reasoner(args.reasoner, base, device=torch.device(args.device))
     lm = LatentLM(base, tok, net)
     prompts = [prompt(d) for d in docs]

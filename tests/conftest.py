@@ -56,6 +56,19 @@ def backbone_config(hidden: int = 32, layers: int = 2) -> dict:
     return small_qwen3_config(16, hidden=hidden, layers=layers).to_dict()
 
 
+def pytest_collection_modifyitems(config, items):
+    """`-m "not slow"` is the quick developer run. Tests marked slow run real entry points in
+    subprocesses, train, or take more than a few seconds. Without LRT_TEST_TINY_WORLD the `tiny_world`
+    fixture builds the quick world first (~2.5 min on 2 cores), so every test that needs the world
+    counts as slow too; point LRT_TEST_TINY_WORLD at a built quick world (`lrt-bench tiny build
+    --quick --out DIR`) and the quick run includes them."""
+    if os.environ.get("LRT_TEST_TINY_WORLD"):
+        return
+    for item in items:
+        if "tiny_world" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny_world(tmp_path_factory):
     """The quick tiny world, built once per test session (trained base + data + backbone config)."""

@@ -18,6 +18,7 @@ def run_py(code: str, **env) -> subprocess.CompletedProcess:
                           env={**os.environ, **env})
 
 
+@pytest.mark.slow
 def test_hook_registers_lrt_next_to_builtin_models():
     # A fresh interpreter: the .pth start-up hook is what registers us (lm-eval 0.4 has no plugins).
     r = run_py(
@@ -28,6 +29,7 @@ def test_hook_registers_lrt_next_to_builtin_models():
     assert r.stdout.split() == ["LRTLM", "HFLM", "DummyLM"]
 
 
+@pytest.mark.slow
 def test_hook_adds_our_task_folder():
     r = run_py("from lm_eval.tasks import TaskManager; tm = TaskManager(); "
                "print('lrt_tiny' in tm.all_tasks, 'gsm8k' in tm.all_tasks)")
@@ -35,6 +37,7 @@ def test_hook_adds_our_task_folder():
     assert r.stdout.split() == ["True", "True"]
 
 
+@pytest.mark.slow
 def test_hook_can_be_switched_off():
     r = run_py("from lm_eval.tasks import TaskManager; print('lrt_tiny' in TaskManager().all_tasks)",
                LRT_BENCH_NO_LM_EVAL_HOOK="1")
@@ -42,6 +45,7 @@ def test_hook_can_be_switched_off():
     assert r.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_hook_checks_model_args_before_lm_eval_indexes_its_tasks():
     """A bad model_arg is reported before lm-eval's ~13 s task indexing: with a task that does not
     exist, the error is still ours (lm-eval would otherwise stop at the unknown task first)."""
@@ -72,7 +76,7 @@ GREEDY = {"do_sample": False, "temperature": 0, "max_gen_toks": 160}
 
 # Parity with lm-eval's stock `hf` backend. The tiny tokenizer's chat template, like Qwen3's, does not
 # write `<think>` in the generation prompt, and the lrt backend's think mode appends `<think>\n` itself
-# (DESIGN 4.1). So both backends run with the same flags on the parity task, `lrt_tiny` with the assistant
+# (docs/design.md §4.1). So both backends run with the same flags on the parity task, `lrt_tiny` with the assistant
 # turn opened by `<think>\n` (lm-eval's gen_prefix, bench/tasks/lrt_tiny_parity.yaml), and hf sees the
 # tokens lrt sees (lrt takes a rendered prompt that ends in `<think>\n` as it is):
 #   lm_eval --model hf  --model_args pretrained=$LRT_TINY_DIR/base \
@@ -82,6 +86,7 @@ GREEDY = {"do_sample": False, "temperature": 0, "max_gen_toks": 160}
 PARITY_TASKS = Path(__file__).resolve().parents[1] / "bench" / "tasks"
 
 
+@pytest.mark.slow
 def test_think_parity_with_hf(tiny_world):
     """`lrt` in think mode gives `hf`'s per-document results, with the same flags on lrt_tiny_parity."""
     from lm_eval.tasks import TaskManager
@@ -109,6 +114,7 @@ def test_think_parity_with_hf(tiny_world):
     assert ours["model_info"]["lrt"]["mode"] == "think" if "model_info" in ours else True
 
 
+@pytest.mark.slow
 def test_latent_batch_size_invariance(tiny_world, world_reasoner):
     args = f"pretrained={tiny_world / 'base'},reasoner={world_reasoner},mode=latent,device=cpu"
     one = evaluate("lrt", args + ",batch_size=1", ["lrt_tiny"], 12, tiny_world, gen_kwargs=GREEDY)
@@ -164,6 +170,7 @@ def test_loglikelihood_refused_in_latent_mode(tiny_world, world_reasoner):
     assert ll < 0 and isinstance(greedy, bool)
 
 
+@pytest.mark.slow
 def test_chat_template_flag_gives_same_prompts(tiny_world):
     base = tiny_world / "base"
     plain = evaluate("lrt", f"pretrained={base},mode=nothink,device=cpu,batch_size=4", ["lrt_tiny"], 4,
@@ -178,6 +185,7 @@ def lm_eval_cli(*args, env=None, cwd=None) -> subprocess.CompletedProcess:
                           timeout=900, env={**os.environ, **(env or {})}, cwd=cwd)
 
 
+@pytest.mark.slow
 def test_cli_runs_every_benchmark_and_the_suite(tiny_world, world_reasoner, tmp_path, data_dir):
     """`lm_eval --model lrt` from another directory, no --include_path: all five + the group write results."""
     out = tmp_path / "out"
@@ -204,6 +212,7 @@ def test_cli_runs_every_benchmark_and_the_suite(tiny_world, world_reasoner, tmp_
         ("mode=think,budget=3", "unknown model_arg(s) budget"),
     ],
 )
+@pytest.mark.slow
 def test_cli_bad_input_leaves_no_results(tiny_world, tmp_path, model_args, message):
     out = tmp_path / "out"
     r = lm_eval_cli("--model", "lrt", "--model_args", f"pretrained={tiny_world / 'base'},{model_args}",

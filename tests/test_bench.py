@@ -35,6 +35,7 @@ def _args(argv):
     return p.parse_args(argv)
 
 
+@pytest.mark.slow
 def test_tiny_world_bench_writes_json_and_markdown(tiny_world, tmp_path):
     rc = bench.main(["--world", str(tiny_world), "--problems", "3", "--batch-sizes", "1,2", "--latents", "4",
                      "--out-dir", str(tmp_path), "--name", "smoke"])
@@ -74,6 +75,7 @@ def test_tiny_world_bench_writes_json_and_markdown(tiny_world, tmp_path):
         assert text in md
 
 
+@pytest.mark.slow
 def test_real_size_forced_counts_are_exact(tmp_path):
     """A Qwen3-1.7B-wide base and Qwen3-Embedding-0.6B-wide G_φ, one layer each, random weights, CPU."""
     rc = bench.main(["--real-size", "qwen3-1.7b", "--layers", "1", "--think-tokens", "3", "--answer-tokens", "2",

@@ -28,6 +28,7 @@ def test_tiny_build_reuses_a_matching_world(tiny_world, capsys):
     assert "greedy accuracy" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_compare_runs_the_three_modes(tiny_world, tmp_path):
     out = tmp_path / "cmp.json"
     r = cli("compare", "--limit", "8", "--budget", "120", "--json", str(out),
@@ -50,6 +51,7 @@ def test_compare_without_world_says_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("script", ["latency.py"])
+@pytest.mark.slow
 def test_benchmark_script_smoke(tiny_world, tmp_path, script):
     r = subprocess.run([sys.executable, str(REPO / "bench" / script), "--world", str(tiny_world), "--problems", "4",
                         "--batch-sizes", "1,4", "--budget", "64", "--out-dir", str(tmp_path), "--name", "b"],

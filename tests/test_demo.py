@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # two quick demo runs: ~2 min on 2 cores
+
 
 @pytest.fixture()
 def demo_env(tiny_world):
@@ -43,11 +45,24 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     for label in ("think", "nothink", "LRT (untrained)", "LRT (SFT)", "LRT", "ShorterBetter", "LC-R1"):
         assert f"| {label} " in board or f"| **{label}** " in board, label
     assert "512 tokens" in board and "16 tokens" in board
-    results = list((out / "results").rglob("results_*.json"))
-    assert len(results) == 14  # 7 methods x 2 budgets
-    for f in results:
-        res = json.loads(f.read_text())["results"]["lrt_tiny"]
-        assert 0.0 <= res["pass@1,none"] <= 1.0
+    results = {}  # (budget, method) -> lrt_tiny's metrics, from results/b<budget>/<method>/<model>/results_*.json
+    for f in (out / "results").rglob("results_*.json"):
+        budget, method = f.relative_to(out / "results").parts[:2]
+        results[(int(budget[1:]), method)] = json.loads(f.read_text())["results"]["lrt_tiny"]
+    methods = ("think", "nothink", "lrt-untrained", "lrt-sft", "lrt", "shorterbetter", "lcr1")
+    assert set(results) == {(b, m) for b in (512, 16) for m in methods}
+    assert all(0.0 <= res["pass@1,none"] <= 1.0 for res in results.values())
+    # each method's cost account is its mode's: think is cut and forced at 16 tokens (the quick base's
+    # traces are longer), NoThinking and LRT generate no reasoning, LRT feeds the reasoner's N latents
+    n_latents = json.loads((out / "train" / "grpo" / "reasoner" / "reasoner_config.json").read_text())["network"]["num_latents"]
+    for (budget, method), res in results.items():
+        think = method in ("think", "shorterbetter", "lcr1")
+        assert res["latents,none"] == (0 if think or method == "nothink" else n_latents), (budget, method)
+        if think:
+            assert 0 < res["reasoning_tokens,none"] <= budget, (budget, method)
+        else:
+            assert res["reasoning_tokens,none"] == res["forced_tokens,none"] == 0, (budget, method)
+    assert results[(16, "think")]["forced_tokens,none"] > results[(512, "think")]["forced_tokens,none"]
     timing = json.loads((out / "demo.json").read_text())
     assert timing["quick"] is True and timing["seconds"]["total"] > 0
     assert timing["world_code_version"] and timing["provenance"]["packages"]["torch"]
@@ -60,12 +75,18 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     for name in ("NoThinking", "LRT vs NoThinking", "GRPO vs SFT", "baseline ShorterBetter", "redundancy (Fig. 2)"):
         assert f"| {name} |" in findings, name
 
-    # a second run reuses every finished stage instead of retraining
+    # a second run reuses every finished stage: no trainer or evaluation runs again, the trained weights
+    # stay as they were, and the leaderboard rebuilt from the reused results is the same
+    weights = {f: f.read_bytes() for f in (out / "train").rglob("*.safetensors")}
+    assert len(weights) == 5  # untrained, SFT and GRPO reasoners, the two baselines' models
     r2 = subprocess.run(
         [sys.executable, "-m", "lrt_bench.cli", "demo", "--quick", "--world", str(tiny_world), "--out", str(out)],
         capture_output=True, text=True, env=demo_env, timeout=900,
     )
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert "reusing" in r2.stdout
-    assert any(r.startswith("train/") for r in json.loads((out / "demo.json").read_text())["reused"])
-    assert json.loads((out / "demo.json").read_text())["seconds"]["train"] < timing["seconds"]["train"]
+    reused = set(json.loads((out / "demo.json").read_text())["reused"])
+    assert {f"train/{name}" for name in ("sft", "grpo", "shorterbetter", "lcr1")} <= reused
+    assert {f"results/b{b}/{m}" for b, m in results} <= reused
+    assert {f: f.read_bytes() for f in (out / "train").rglob("*.safetensors")} == weights
+    assert len(list((out / "results").rglob("results_*.json"))) == len(results)
+    assert (out / "LEADERBOARD.md").read_text() == board

@@ -26,6 +26,7 @@ def lm(tokenizer, base):
     return LatentLM(base, tokenizer, net)
 
 
+@pytest.mark.slow
 def test_latent_batch_equals_one_by_one(lm):
     cfg = DecodeConfig(mode="latent", max_gen_toks=12)
     batched = lm.generate(PROMPTS, cfg)
@@ -39,6 +40,7 @@ def test_latent_batch_equals_one_by_one(lm):
 
 
 @pytest.mark.parametrize("mode", ["think", "nothink"])
+@pytest.mark.slow
 def test_batch_equals_one_by_one_explicit(lm, mode):
     cfg = DecodeConfig(mode=mode, max_gen_toks=8, answer_allowance=4)
     batched = lm.generate(PROMPTS, cfg)
@@ -46,6 +48,7 @@ def test_batch_equals_one_by_one_explicit(lm, mode):
     assert [g.token_ids for g in batched] == [g.token_ids for g in single]
 
 
+@pytest.mark.slow
 def test_think_prefix_matches_hf_generate(lm, tokenizer, base):
     """Until the budget cuts in, think mode decodes exactly what model.generate decodes."""
     B = 20
@@ -59,6 +62,7 @@ def test_think_prefix_matches_hf_generate(lm, tokenizer, base):
         assert g.token_ids[:B] == ref
 
 
+@pytest.mark.slow
 def test_budget_forcing_exact(lm, tokenizer):
     """The budget rule: reasoning cut at B, then the forced close, then the answer's allowance.
 
@@ -117,6 +121,7 @@ class ScriptedBase(torch.nn.Module):
         return out
 
 
+@pytest.mark.slow
 def test_long_natural_answer_is_kept_at_default_budget(tokenizer):
     """An R1-style run: 300 reasoning tokens, a natural </think>, a 150-token recap ending in \\boxed{}.
 
@@ -142,24 +147,15 @@ def test_long_natural_answer_is_kept_at_default_budget(tokenizer):
 
 
 def test_natural_close_opens_answer(tokenizer):
-    """A base that says </think> at once: no forcing, answer capped by the allowance."""
-    base = make_base(tokenizer)
+    """A base that says </think> at once: no forcing, and the allowance (not EOS) ends the answer."""
     close = tokenizer.convert_tokens_to_ids("</think>")
-    lm = LatentLM(base, tokenizer)
-    # force the first token to be </think> by a huge logit regardless of hidden state
-    orig = base.forward
-
-    def forward(*a, **kw):
-        out = orig(*a, **kw)
-        if kw.get("input_ids") is not None and kw["input_ids"].shape[1] > 1:
-            out.logits[:, -1, close] = 1e4
-        return out
-
-    base.forward = forward
+    (seven,) = tokenizer.encode("7", add_special_tokens=False)
+    script = [close] + [seven] * 50  # never EOS: only the allowance can end the answer
+    lm = LatentLM(ScriptedBase(make_base(tokenizer), script), tokenizer)
     g = lm.generate(["Compute 1+1."], DecodeConfig(mode="think", max_gen_toks=50, answer_allowance=5))[0]
-    assert g.token_ids[0] == close
+    assert g.token_ids == [close] + [seven] * 5 and g.text == "</think>77777"
     assert g.account.reasoning_tokens == 1 and g.account.forced_tokens == 0
-    assert g.account.answer_tokens <= 5 and g.text.startswith("</think>")
+    assert g.account.answer_tokens == 5 and g.account.finish_reason == "length"
 
 
 def test_repeats_share_prefill(lm):
@@ -169,6 +165,7 @@ def test_repeats_share_prefill(lm):
     assert [g.token_ids for g in rep] == [one[0].token_ids] * 3 + [one[1].token_ids] * 3
 
 
+@pytest.mark.slow
 def test_sampling_is_seeded(lm):
     cfg = DecodeConfig(mode="nothink", max_gen_toks=10, temperature=0.9, top_p=0.95, top_k=50, seed=3)
     a = lm.generate(PROMPTS[:3], cfg, repeats=2)
@@ -283,11 +280,12 @@ def test_template_that_already_opens_think():
     assert layout.prefix_text(qwen, "nothink") == qwen + layout.NOTHINK_PREFILL
 
 
+@pytest.mark.slow
 def test_think_equals_hf_generate_on_the_tiny_world(tiny_world):
     """A trained base that closes </think> itself: think mode is exactly model.generate."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lrt_bench.tiny.task import read_jsonl
+    from lrt_bench.io import read_jsonl
 
     base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
     tok = AutoTokenizer.from_pretrained(tiny_world / "base")

@@ -133,6 +133,7 @@ def _args(**kw):
     return parser.parse_args(argv)
 
 
+@pytest.mark.slow
 def test_end_to_end_on_the_tiny_world(tiny_world, tmp_path, monkeypatch):
     monkeypatch.setenv("LRT_TINY_DIR", str(tiny_world))
     out = tmp_path / "red"
@@ -200,6 +201,7 @@ def test_paper_curve_in_table_and_plot():
 # ----------------------------------------------------------------------------------------- errors
 
 
+@pytest.mark.slow
 def test_non_generative_task_is_refused(tiny_world, tmp_path):
     out = tmp_path / "red"
     with pytest.raises(LRTError, match="arc_easy has output_type multiple_choice, not generate_until") as e:
@@ -208,6 +210,7 @@ def test_non_generative_task_is_refused(tiny_world, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_bad_inputs_write_nothing(tiny_world, tmp_path):
     out = tmp_path / "red"
     with pytest.raises(LRTError, match="does not exist"):

@@ -18,6 +18,7 @@ from trainers.extractors import (
 )
 from trainers.rewards import (
     REWARDS,
+    CheckedReward,
     compute_rewards,
     cut_positions,
     get_reward,
@@ -206,9 +207,11 @@ def test_lcr1_compress_rejects_inconsistent_lengths():
 
 def test_compute_rewards_weighted_total_and_parts():
     comps = [GOOD, "r</think>no box", GOOD, GOOD]
+    specs = parse_specs(
+        [("correctness", 1.0), ("format", 0.5, {}), {"name": "shorterbetter", "weight": 2, "params": {"beta": 0.01}}]
+    )
     total, per = compute_rewards(
-        [("correctness", 1.0), ("format", 0.5, {}), {"name": "shorterbetter", "weight": 2, "params": {"beta": 0.01}}],
-        completions=comps, answers=["22"] * 4, group_size=2, correct=[True, False, False, False],
+        specs, completions=comps, answers=["22"] * 4, group_size=2, correct=[True, False, False, False],
         lengths=[10, 20, 30, 50], reasoning_lengths=[5, 15, 25, 45],
     )  # fmt: skip
     assert list(per) == ["correctness", "format", "shorterbetter"]
@@ -221,9 +224,10 @@ def test_compute_rewards_weighted_total_and_parts():
 
 def test_parse_specs_forms_and_errors():
     assert parse_specs([("lcr1", 1, {"length_coef": 2})])[0].params == {"length_coef": 2.0}
-    assert parse_specs(["format"]) == [("format", 1.0, {})]
-    recipe_entry = SimpleNamespace(name="shorterbetter", weight=0.5, params={"alpha": 1})  # config.RewardSpec-like
-    assert parse_specs([recipe_entry]) == [("shorterbetter", 0.5, {"alpha": 1.0})]
+    assert parse_specs(["format"]) == [CheckedReward("format", 1.0, {})]
+    recipe_entry = SimpleNamespace(name="shorterbetter", weight=0.5, params={"alpha": 1})  # a CheckedReward-like
+    assert parse_specs([recipe_entry]) == [CheckedReward("shorterbetter", 0.5, {"alpha": 1.0})]
+    assert parse_specs(parse_specs([recipe_entry])) == parse_specs([recipe_entry])  # checking again changes nothing
     with pytest.raises(LRTError, match="unknown reward 'acc'"):
         parse_specs([("acc", 1.0)])
     with pytest.raises(LRTError, match="listed twice"):
@@ -234,6 +238,32 @@ def test_parse_specs_forms_and_errors():
         parse_specs([{"name": "lcr1", "params": {"alpha": 1.0}}])
     with pytest.raises(LRTError, match="no rewards given"):
         compute_rewards([], completions=[], answers=[], group_size=1, correct=[], lengths=[], reasoning_lengths=[])
+    # each reward's own value checks run when the specs are parsed, not at the first step
+    for spec, match in ((("shorterbetter", 1.0, {"beta": -1}), "beta must be >= 0"),
+                        (("lcr1", 1.0, {"length_scope": "all"}), "length_scope"),
+                        (("format", 1.0, {"mode": "explicit"}), "mode must be one of")):  # fmt: skip
+        with pytest.raises(LRTError, match=match):
+            parse_specs([spec])
+
+
+def test_config_checks_rewards_once_and_the_step_uses_them(monkeypatch):
+    from trainers import rewards
+    from trainers.config import GRPOConfig
+
+    cfg = GRPOConfig(base="b", dataset="d.jsonl", output_dir="o",
+                     rewards=[{"name": "shorterbetter", "params": {"alpha": 1}}, "format"])  # fmt: skip
+    assert cfg.rewards == [CheckedReward("shorterbetter", 1.0, {"alpha": 1.0}), CheckedReward("format", 1.0, {})]
+    assert cfg.to_dict()["rewards"][0] == {"name": "shorterbetter", "weight": 1.0, "params": {"alpha": 1.0}}
+    with pytest.raises(LRTError, match="beta must be >= 0"):
+        GRPOConfig(base="b", dataset="d.jsonl", output_dir="o", rewards=[{"name": "shorterbetter", "params": {"beta": -1}}])
+
+    def no_check(*a, **k):
+        raise AssertionError("a step checked the params again")
+
+    monkeypatch.setattr(rewards, "check_params", no_check)
+    total, per = compute_rewards(cfg.rewards, completions=[GOOD] * 2, answers=["22"] * 2, group_size=2,
+                                 correct=[True, False], lengths=[3, 4], reasoning_lengths=[1, 2])  # fmt: skip
+    assert per["shorterbetter"] == pytest.approx([1.0, -0.001])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -95,6 +95,7 @@ def _same(a, b):
     return [g.text for g in a] == [g.text for g in b] and [g.token_ids for g in a] == [g.token_ids for g in b]
 
 
+@pytest.mark.slow
 def test_hybrid_extremes_are_latent_and_think_per_document(lm, problems):
     cfg = DecodeConfig(max_gen_toks=48)
     latent = lm.generate(problems, DecodeConfig(mode="latent", max_gen_toks=48))
@@ -110,6 +111,7 @@ def test_hybrid_extremes_are_latent_and_think_per_document(lm, problems):
         assert h.account.router_score == lat.account.router_score
 
 
+@pytest.mark.slow
 def test_hybrid_in_between_routes_by_score(lm, problems):
     cfg = DecodeConfig(max_gen_toks=48)
     never = lm.generate_hybrid(problems, cfg, threshold=-math.inf)
@@ -137,6 +139,7 @@ def test_answer_scores_are_the_tokens_log_probs(lm, problems):
 
 
 @pytest.mark.parametrize("tau, rerouted", [("-inf", 0.0), ("inf", 1.0)])
+@pytest.mark.slow
 def test_backend_hybrid_mode_through_lm_eval(tiny_world, world_reasoner, tmp_path, monkeypatch, tau, rerouted):
     """`--model lrt ... mode=hybrid,router_threshold=τ`: the results carry the re-asked share and the
     replaced latent answers' tokens; the model info records the router."""
@@ -154,6 +157,7 @@ def test_backend_hybrid_mode_through_lm_eval(tiny_world, world_reasoner, tmp_pat
     assert info["router_threshold"] == float(tau)
 
 
+@pytest.mark.slow
 def test_router_sweep_cli_writes_its_curve(tiny_world, world_reasoner, tmp_path):
     from lrt_bench.cli import main
 

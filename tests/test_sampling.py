@@ -83,6 +83,7 @@ def test_warped_distribution_is_transformers_own(qwen3_like):
     assert torch.allclose(ours[~torch.isinf(ours)], ref[~torch.isinf(ref)])
 
 
+@pytest.mark.slow
 def test_sampled_think_mode_draws_what_generate_draws(qwen3_like, tokenizer):
     """Same seed, batch 1, CPU: our decode loop's private generator and `generate`'s global RNG give
     the same stream, so with the same distribution the sampled tokens are the same."""

@@ -11,8 +11,9 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import grade_math, last_boxed
+from lrt_bench.io import read_jsonl
 from lrt_bench.tiny.build import NOTHINK_PREFILL, build_tiny_world, code_version, recipe_for
-from lrt_bench.tiny.task import Ranges, assistant_target, make_problems, read_jsonl
+from lrt_bench.tiny.task import Ranges, assistant_target, make_problems
 from lrt_bench.tiny.tokenizer import build_tokenizer
 
 FORCED_CLOSE = (
@@ -298,6 +299,7 @@ def test_training_rows_of_each_kind():
     assert text[4][1] == row["reasoning"] + f"</think>\n\nThe answer is {row['answer']}.\n\n" + box
 
 
+@pytest.mark.slow
 def test_same_seed_same_world(tiny_world, tmp_path):
     """The build is deterministic on a machine: the quick world built again has the same bytes."""
     import hashlib

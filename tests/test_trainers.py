@@ -492,6 +492,7 @@ def test_reference_reasoner_for_another_base(world, tmp_path, tokenizer):
     assert "'some/other-base'" in msg and "hidden size 32" in msg and f"hidden size {_hidden(world)}" in msg
 
 
+@pytest.mark.slow
 def test_cli_error_is_one_line_and_exit_2(world):
     r = subprocess.run(
         [sys.executable, "-m", "trainers.grpo", "--config", str(GRPO_RECIPE), "--learning_rat", "1"],
@@ -563,16 +564,19 @@ def _resume_matches_uninterrupted(trainer, recipe, world, tmp_path, overrides: d
     print(f"{trainer}: killed with checkpoint-{at:06d} of {n} steps, resumed, bit-identical to run A")
 
 
+@pytest.mark.slow
 def test_sft_resume_after_sigkill_is_exact(world, tmp_path):
     _resume_matches_uninterrupted("sft", SFT_RECIPE, world, tmp_path, SFT_SMALL, lengths=(30, 120, 480))
 
 
+@pytest.mark.slow
 def test_grpo_resume_after_sigkill_is_exact(sft_run, world, tmp_path):
     _, sft_out = sft_run
     over = {**GRPO_SMALL, "reasoner": str(sft_out / "reasoner"), "rewards": VARIED_REWARDS}
     _resume_matches_uninterrupted("grpo", GRPO_RECIPE, world, tmp_path, over, lengths=(10, 40, 160))
 
 
+@pytest.mark.slow
 def test_resume_log_reads_as_one_run(world, tmp_path):
     """--resume with no checkpoint yet starts over (and so does the log); a log line cut short by the
     kill is dropped rather than crashing the resumed run."""
@@ -621,6 +625,7 @@ SMOKE = {"progress": False, "max_steps": 2, "warmup_steps": 0, "max_samples": 25
          "eval_steps": 2, "eval_samples": 8}
 
 
+@pytest.mark.slow
 def test_sft_entry_point_smoke(world, tmp_path):
     from lrt_bench.reasoner import read_reasoner_meta
 
@@ -641,6 +646,7 @@ def test_sft_entry_point_smoke(world, tmp_path):
     assert json.loads((out / "config.json").read_text())["num_latents"] == recipe["num_latents"]
 
 
+@pytest.mark.slow
 def test_grpo_entry_point_smoke(sft_run, world, tmp_path):
     _, sft_out = sft_run
     out = tmp_path / "grpo"
@@ -656,6 +662,7 @@ def test_grpo_entry_point_smoke(sft_run, world, tmp_path):
     assert summary["policy"] == "latent" and summary["steps"] == 2
 
 
+@pytest.mark.slow
 def test_grpo_gpu_script_runs_on_cpu(tmp_path):
     """bench/grpo_gpu.py (the GPU check) runs the trainer's own set-up and step at shrunk depth on CPU."""
     root = Path(__file__).resolve().parents[1]
@@ -681,3 +688,41 @@ def test_grpo_gpu_script_runs_on_cpu(tmp_path):
     # think mode with ignore_eos: 6 reasoning tokens, the forced close, then the 64-token answer
     assert all(run["steps"][0]["completion_tokens"] > 6 + 64 and run["steps"][0]["grad_norm"] > 0
                for run in out["runs"])
+
+
+def test_lr_schedule_of_the_recipes():
+    """`make_scheduler`'s per-step learning rates for the recipes' schedules, set against
+    transformers.get_scheduler: equal where transformers defines the same schedule (no warm-up: the GRPO,
+    ShorterBetter and LC-R1 recipes), and for the SFT recipes' warm-up + cosine to a floor equal to
+    `cosine_warmup_with_min_lr` through the warm-up, one step behind it after (the peak is held for two
+    steps), which is why the trainers keep their own schedule: the committed SFT run was trained on it."""
+    from types import SimpleNamespace
+
+    from transformers import get_scheduler
+
+    from trainers.common import make_scheduler
+
+    def lrs(make, steps):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        sched, out = make(opt), []
+        for _ in range(steps):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    def ours(kind, warm, floor, total):
+        cfg = SimpleNamespace(lr_scheduler_type=kind, warmup_steps=warm, min_lr_ratio=floor)
+        return lrs(lambda o: make_scheduler(o, cfg, total), total)
+
+    def hf(name, warm, total, **kw):
+        return lrs(lambda o: get_scheduler(name, o, num_warmup_steps=warm, num_training_steps=total,
+                                           scheduler_specific_kwargs=kw), total)  # fmt: skip
+
+    assert ours("constant", 0, 0.0, 300) == hf("constant", 0, 300) == [1.0] * 300
+    assert ours("cosine", 0, 0.0, 200) == pytest.approx(hf("cosine", 0, 200), abs=1e-12)
+    assert ours("linear", 0, 0.0, 200) == pytest.approx(hf("linear", 0, 200), abs=1e-12)
+    mine, theirs = ours("cosine", 50, 0.05, 500), hf("cosine_warmup_with_min_lr", 50, 500, min_lr_rate=0.05)
+    assert mine[:50] == pytest.approx(theirs[:50], abs=1e-12) and mine[49] == mine[50] == 1.0
+    assert mine[51:] == pytest.approx(theirs[50:-1], abs=1e-12)
+    assert mine[-1] == pytest.approx(0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * 449 / 450)))

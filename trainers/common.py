@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
+from lrt_bench import models
 from lrt_bench.errors import LRTError
 from lrt_bench.io import atomic_write_json, check_writable_dir
 from trainers.config import TrainConfig, parse_overrides, resolve_path
@@ -249,9 +249,7 @@ def check_synced(acc) -> None:
 
 
 def base_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype:
-    if cfg.dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return getattr(torch, cfg.dtype)
+    return models.resolve_dtype(cfg.dtype, device)
 
 
 def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False):
@@ -261,20 +259,9 @@ def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False
     accelerator's autocast): an AdamW step at lr 1e-6 applied to bf16 weights is mostly rounded
     away. Train mode matters beyond dropout: transformers only checkpoints activations in it.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    name = resolve_path(cfg.base)
     dtype = torch.float32 if trainable else base_dtype(cfg, device)
-    try:
-        tok = AutoTokenizer.from_pretrained(name, revision=cfg.base_revision, trust_remote_code=cfg.trust_remote_code)
-        base = AutoModelForCausalLM.from_pretrained(
-            name, revision=cfg.base_revision, dtype=dtype, trust_remote_code=cfg.trust_remote_code,
-            use_safetensors=True,
-        )
-    except (OSError, ValueError, SafetensorError) as e:  # missing files, bad config, damaged weights
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise LRTError(f"cannot load the base {name!r}: {first}. Pass a hub id or a model directory") from None
-    base.to(device)
+    base, tok = models.load_base(resolve_path(cfg.base), device=device, dtype=dtype, revision=cfg.base_revision,
+                                 trust_remote_code=cfg.trust_remote_code, use_safetensors=True)
     base.train(trainable)
     base.requires_grad_(trainable)
     return base, tok
@@ -283,24 +270,18 @@ def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False
 def build_reasoner(cfg: TrainConfig, base: nn.Module):
     """G_φ in fp32 (master weights, see `load_base`): from `reasoner` (a checkpoint for this base) or
     new from the recipe's shape."""
-    import json
-
     from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
 
     if cfg.reasoner:
         net, meta = load_reasoner(resolve_path(cfg.reasoner), base)
         return net.float()
-    kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "backbone": cfg.backbone,
-                              "trust_remote_code": cfg.trust_remote_code}
+    kwargs: dict[str, Any] = {"num_latents": cfg.num_latents, "fusion": cfg.fusion, "trust_remote_code": cfg.trust_remote_code}
     if cfg.backbone_config:
         path = Path(resolve_path(cfg.backbone_config))
-        if not path.is_file():
-            raise LRTError(f"backbone_config {str(path)!r} not found: pass a config.json (or tiny:backbone/config.json)")
-        kwargs["backbone_config"] = json.loads(path.read_text())
-        kwargs["backbone"] = str(path)
+        net = models.untrained_reasoner(base, path, backbone=str(path), **kwargs)
     else:
-        kwargs["load_backbone_weights"] = cfg.load_backbone_weights
-    net = ReasoningNetwork.for_base(base, **kwargs)
+        net = ReasoningNetwork.for_base(base, backbone=cfg.backbone, load_backbone_weights=cfg.load_backbone_weights,
+                                        **kwargs)
     if cfg.init_backbone_from_base:
         init_backbone_from_base(net, base)
     return net.float()
@@ -309,7 +290,7 @@ def build_reasoner(cfg: TrainConfig, base: nn.Module):
 def init_backbone_from_base(net: nn.Module, base: nn.Module) -> None:
     """Copy the base's first decoder layers (and final norm) into G_φ's backbone; f_in/f_out = I.
 
-    DESIGN §4.8: the analog of the paper's Qwen3-Embedding backbone (a pretrained model of the base's
+    docs/design.md §4.8: the analog of the paper's Qwen3-Embedding backbone (a pretrained model of the base's
     family). G_φ then starts as "run the base further over [X, r_1..r_N]", instead of from noise.
     """
     body = getattr(base, base.base_model_prefix)
@@ -482,7 +463,7 @@ class RunLog:
 
 def evaluate(lm, rows: list[dict], *, mode: str, max_gen_toks: int, batch_size: int,
              answer_allowance: int | None = None) -> float:
-    """Greedy accuracy on `rows` through Core's generation (the same path as the `lrt` backend).
+    """Greedy accuracy on `rows` through `LatentLM.generate` (the same path as the `lrt` backend).
 
     The base and G_φ run in eval mode (as `lm_eval` runs them) and go back to their modes after.
     """

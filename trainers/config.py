@@ -1,6 +1,6 @@
 """Typed, validated trainer configs, loaded from a recipe YAML plus `--key value` overrides.
 
-A recipe holds every hyperparameter (DESIGN §5: none live in code). Field names follow TRL where TRL
+A recipe holds every hyperparameter (docs/design.md §4.7: none live in code). Field names follow TRL where TRL
 has one (`learning_rate`, `per_device_train_batch_size`, `num_generations`, `beta`, `epsilon`,
 `max_completion_length`, `num_iterations`, ...). Unknown keys are rejected with the closest valid key.
 
@@ -107,8 +107,9 @@ class TrainConfig:
             raise LRTError("no dataset: set `dataset:` in the recipe or pass --dataset <file.jsonl | hub id>")
         if not self.output_dir:
             raise LRTError("no output directory: set `output_dir:` in the recipe or pass --output_dir DIR")
-        if self.dtype not in ("auto", "float32", "bfloat16", "float16"):
-            raise LRTError(f"dtype {self.dtype!r} is not one of auto, float32, bfloat16, float16")
+        from lrt_bench.models import resolve_dtype
+
+        resolve_dtype(self.dtype, "cpu")  # refuses an unknown name now, not when the base loads
         if self.fusion not in ("concat", "hadamard"):
             raise LRTError(f"fusion {self.fusion!r} is not one of concat, hadamard")
         if self.lr_scheduler_type not in ("cosine", "linear", "constant"):
@@ -248,7 +249,7 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
 
 @dataclass
 class SFTConfig(TrainConfig):
-    """SFT (DESIGN §4.7): loss = −log P_θ(Y | [X, G_φ(H_X)]) on answer tokens; θ frozen, φ trains."""
+    """SFT (docs/design.md §4.7): loss = −log P_θ(Y | [X, G_φ(H_X)]) on answer tokens; θ frozen, φ trains."""
 
     # Where Y comes from: `target_field` names a text field whose part after the last </think> is Y
     # (a reasoning trace, e.g. the tiny world's `target`), or `openr1` takes the first generation of an
@@ -259,15 +260,8 @@ class SFTConfig(TrainConfig):
 
 
 @dataclass
-class RewardSpec:
-    name: str
-    weight: float = 1.0
-    params: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class GRPOConfig(TrainConfig):
-    """GRPO (DESIGN §4.7). `per_device_train_batch_size` counts completions (prompts × K), as in TRL."""
+    """GRPO (docs/design.md §4.7). `per_device_train_batch_size` counts completions (prompts × K), as in TRL."""
 
     policy: str = "latent"  # latent: train G_φ (LRT) | explicit: train the base itself (baselines)
     num_generations: int = 8  # K samples per prompt
@@ -346,12 +340,12 @@ class GRPOConfig(TrainConfig):
                     f"per_device_train_batch_size x gradient_accumulation_steps), e.g. {self.num_generations}; "
                     "or unset it (all at once)"
                 )
-        self.rewards = [self._reward_spec(r) for r in self.rewards]
-        if not self.rewards:
-            raise LRTError("rewards is empty: list at least one, e.g. rewards: [{name: correctness}]")
         from trainers.rewards import parse_specs
 
-        parse_specs(self.rewards)  # unknown names (listing the known ones) and bad params fail here
+        # Checked once, here (names, weights, each reward's params): the trainer uses these as they are.
+        self.rewards = parse_specs(self.rewards)
+        if not self.rewards:
+            raise LRTError("rewards is empty: list at least one, e.g. rewards: [{name: correctness}]")
         if any(s.name == "lcr1" for s in self.rewards):
             if self.extractor is None:
                 raise LRTError(
@@ -360,16 +354,6 @@ class GRPOConfig(TrainConfig):
                 )
             if self.policy != "explicit":
                 raise LRTError("the lcr1 reward compresses explicit reasoning: use it with policy: explicit")
-
-    @staticmethod
-    def _reward_spec(r: Any) -> RewardSpec:
-        if isinstance(r, RewardSpec):
-            return r
-        if isinstance(r, str):
-            return RewardSpec(name=r)
-        if isinstance(r, dict) and "name" in r and set(r) <= {"name", "weight", "params"}:
-            return RewardSpec(name=str(r["name"]), weight=float(r.get("weight", 1.0)), params=dict(r.get("params") or {}))
-        raise LRTError(f"bad reward entry {r!r}: use {{name: <reward>, weight: 1.0, params: {{...}}}}")
 
     @property
     def prompts_per_step(self) -> int:

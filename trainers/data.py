@@ -6,7 +6,7 @@ Sources (the recipe's `dataset`):
   * a hub id read with `datasets.load_dataset(dataset, dataset_config, split=dataset_split)`, e.g.
     `open-r1/OpenR1-Math-220k` (SFT) or `agentica-org/DeepScaleR-Preview-Dataset` (GRPO).
 
-`target` is the SFT answer Y (DESIGN §4.7): the text after the last `</think>` of a reasoning trace
+`target` is the SFT answer Y (docs/design.md §4.7): the text after the last `</think>` of a reasoning trace
 (`target_field`), or for OpenR1-Math-220k (`target_field: openr1`) of the first generation that
 math-verify marked correct, or `\\boxed{answer}` when no trace is given.
 """
@@ -18,28 +18,20 @@ from pathlib import Path
 from typing import Any
 
 from lrt_bench.errors import LRTError
-
-THINK_CLOSE = "</think>"
+from lrt_bench.io import read_jsonl
+from lrt_bench.layout import THINK_CLOSE
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:
-    text = path.read_text(encoding="utf-8")
-    if path.suffix == ".json":
-        try:
-            rows = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise LRTError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): pass a .jsonl or a JSON list") from None
-        if not isinstance(rows, list):
-            raise LRTError(f"{path} holds a JSON {type(rows).__name__}, not a list of rows")
-        return rows
-    rows = []
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise LRTError(f"{path} line {n} is not valid JSON ({e.msg}): fix or remove that line") from None
+    """The rows of a JSON list (`.json`) or a JSON-lines file (anything else)."""
+    if path.suffix != ".json":
+        return read_jsonl(path)
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise LRTError(f"{path} is not valid JSON ({e.msg} at line {e.lineno}): pass a .jsonl or a JSON list") from None
+    if not isinstance(rows, list):
+        raise LRTError(f"{path} holds a JSON {type(rows).__name__}, not a list of rows")
     return rows
 
 

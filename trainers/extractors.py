@@ -54,6 +54,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import _balanced_group, _to_number
+from lrt_bench.layout import THINK_CLOSE
 
 __all__ = [
     "Extractor",
@@ -66,8 +67,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_THINK_CLOSE = "</think>"
 
 
 @runtime_checkable
@@ -92,7 +91,9 @@ def split_steps(text: str) -> list[tuple[int, int]]:
     """(start, end) character spans of the steps of ``text``, covering it without gaps.
 
     The end includes the terminator (the ``\\n`` or the ``.``), so a cut at a step end leaves a
-    reasoning that ends cleanly. Text after the last terminator is a final step of its own.
+    reasoning that ends cleanly. Text after the last terminator is a final step of its own. (The
+    redundancy analysis's ``lrt_bench.redundancy.split_steps`` groups whitespace with the step it ends
+    instead: its steps are deleted, not cut at.)
     """
     spans: list[tuple[int, int]] = []
     start = 0
@@ -286,8 +287,8 @@ def _dense(text: str) -> tuple[str, list[int]]:
 
 def _clean_copy(output: str) -> str:
     out = output or ""
-    if _THINK_CLOSE in out:  # a thinking model's own deliberation comes first
-        out = out.rsplit(_THINK_CLOSE, 1)[1]
+    if THINK_CLOSE in out:  # a thinking model's own deliberation comes first
+        out = out.rsplit(THINK_CLOSE, 1)[1]
     out = out.strip()
     out = _FENCE.sub("", out).strip()
     if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'`":
@@ -441,38 +442,25 @@ class LLMExtractor:
 
     # -- loading ------------------------------------------------------------------------------
 
-    def _resolve_dtype(self):
-        import torch
+    def _resolve_dtype(self, device: str = "cpu"):
+        from lrt_bench.models import resolve_dtype
 
-        if self.dtype in (None, "auto"):
-            return self.dtype
-        dt = getattr(torch, str(self.dtype), None)
-        if not isinstance(dt, torch.dtype):
-            raise LRTError(f"extractor: unknown dtype {self.dtype!r}: use bfloat16, float16, float32 or auto")
-        return dt
+        try:
+            return resolve_dtype(self.dtype, device)  # auto: bf16 where it is fast, fp32 on CPU
+        except LRTError as e:
+            raise LRTError(f"extractor: {e}") from None
 
     def _load(self) -> None:
         if self._model is not None:
             return
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from lrt_bench.models import load_base
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = self._resolve_dtype()
-        if dtype is None:  # bf16 where it is fast, fp32 on CPU
-            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-        try:
-            tok = AutoTokenizer.from_pretrained(self.model_id, trust_remote_code=self.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(
-                self.model_id, dtype=dtype, use_safetensors=True, trust_remote_code=self.trust_remote_code
-            )
-        except (OSError, ValueError) as e:
-            raise LRTError(
-                f"extractor: cannot load {self.model_id!r} as a causal LM with safetensors weights "
-                f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
-            ) from e
-        model.to(device).eval()
-        model.requires_grad_(False)
+        model, tok = load_base(self.model_id, device=device, dtype=self._resolve_dtype(device),
+                               trust_remote_code=self.trust_remote_code, use_safetensors=True,
+                               what="the extractor model (a causal LM with safetensors weights)")
         if tok.pad_token_id is None:
             tok.pad_token = tok.eos_token
         tok.padding_side = "left"

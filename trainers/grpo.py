@@ -1,4 +1,4 @@
-"""GRPO of the reasoning network G_φ (DESIGN §4.7), or of the base itself (`policy: explicit`).
+"""GRPO of the reasoning network G_φ (docs/design.md §4.7), or of the base itself (`policy: explicit`).
 
     python -m trainers.grpo --config trainers/recipes/tiny/grpo.yaml [--key value ...]
     accelerate launch --config_file trainers/accelerate/multi_gpu.yaml -m trainers.grpo --config ...
@@ -350,7 +350,7 @@ def main(cfg: GRPOConfig) -> None:
             acc.wait_for_everyone()
     log.close()
 
-    # ---- the final policy: a reasoner in Core's format, or an HF model dir for the explicit one
+    # ---- the final policy: a reasoner checkpoint (`save_reasoner`), or an HF model dir for the explicit one
     if acc.is_main_process:
         final = acc.unwrap_model(run.model)
         recipe = {"trainer": "grpo", **cfg.to_dict()}

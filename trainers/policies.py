@@ -9,7 +9,7 @@ advantages, the clipped loss, the optimiser):
 
 Log-probs are of the sampling distribution: logits divided by the rollout's temperature T.
 
-latent   (LRT, DESIGN §4.7): φ trains. z = G_φ(H_X) is computed once per prompt; K answers are sampled
+latent   (LRT, docs/design.md §4.7): φ trains. z = G_φ(H_X) is computed once per prompt; K answers are sampled
          from the frozen base given [X, z]; log-probs are of the answer tokens given [X, G_φ(H_X)].
          The reference is the starting reasoner (the SFT one).
 explicit (ShorterBetter, LC-R1 baselines): the base itself trains (full fine-tuning). Completions are
@@ -208,8 +208,7 @@ class ExplicitPolicy:
 
     def reasoning_ids(self, ro: Rollout, row: int) -> list[int]:
         """The reasoning tokens of completion `row`, without a natural closing `</think>`."""
-        reasoning = ro.completions[row][: ro.gens[row].account.reasoning_tokens]
-        return reasoning[:-1] if reasoning and reasoning[-1] == self.close_id else reasoning
+        return layout.split_reasoning(ro.completions[row], ro.gens[row].account.reasoning_tokens, self.close_id)[0]
 
     def cut(self, ro: Rollout, row: int, keep_reasoning: int) -> None:
         """LC-R1: replace a completion by its first `keep_reasoning` reasoning tokens + `</think>` + its answer.

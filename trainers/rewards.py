@@ -1,6 +1,6 @@
 """Scalar rewards for the GRPO trainer, looked up by name from a recipe.
 
-Every reward has one signature (open-r1's reward table, DESIGN §5)::
+Every reward has one signature (open-r1's reward table, docs/design.md §5)::
 
     fn(completions, answers, *, group_size, correct, lengths, reasoning_lengths, **params) -> list[float]
 
@@ -12,11 +12,12 @@ Every reward has one signature (open-r1's reward table, DESIGN §5)::
 * ``lengths``: ℓ, generated tokens per sample (reasoning + forced + answer tokens).
 * ``reasoning_lengths``: tokens before ``</think>`` (0 in latent mode).
 * ``params``: the reward's hyperparameters from the recipe. Unknown names, wrong types and bad
-  values are ``LRTError``s that name them.
+  values are ``LRTError``s that name them (``check_params``).
 
-Rewards are pure functions of these lists. ``get_reward(name)`` looks one up; ``compute_rewards``
-evaluates a recipe's list of ``(name, weight, params)`` and returns the weighted total and each
-reward's unweighted values (for logging).
+Rewards are pure functions of these lists. ``get_reward(name)`` looks one up (a direct call checks
+its params); ``parse_specs`` checks a recipe's list of ``(name, weight, params)`` once, when the
+config is built; ``compute_rewards`` evaluates that checked list each step and returns the weighted
+total and each reward's unweighted values (for logging).
 
 Registered rewards
     ``correctness``   1[correct].
@@ -50,20 +51,23 @@ How LC-R1 is read here (paper: arXiv 2506.14755; code: github.com/zxiangx/LC-R1,
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import _balanced_group
+from lrt_bench.layout import THINK_CLOSE
 
 __all__ = [
     "REWARDS",
     "RewardFn",
     "CheckedReward",
+    "check_params",
     "compute_rewards",
     "cut_positions",
     "get_reward",
@@ -75,9 +79,9 @@ __all__ = [
 ]
 
 RewardFn = Callable[..., list[float]]
-REWARDS: dict[str, RewardFn] = {}
+REWARDS: dict[str, RewardFn] = {}  # name -> the registered wrapper (checks params on every call)
+_FNS: dict[str, Callable[..., list[float]]] = {}  # name -> the reward itself (params already checked)
 
-THINK_CLOSE = "</think>"
 # The trainer's inputs: every reward receives them, none may be a hyperparameter.
 _INPUTS = ("completions", "answers", "group_size", "correct", "lengths", "reasoning_lengths")
 
@@ -125,14 +129,16 @@ def _check_inputs(
             raise LRTError(f"reward {name!r}: {what} must be non-negative")
 
 
-def register(name: str) -> Callable[[Callable[..., list[float]]], RewardFn]:
+def register(
+    name: str, check: Callable[[dict[str, Any]], None] | None = None
+) -> Callable[[Callable[..., list[float]]], RewardFn]:
     """Register a reward under ``name``.
 
     The decorated function takes the trainer's inputs (see the module docstring) and its own
-    hyperparameters as keyword-only arguments with defaults. The registered wrapper checks the
-    inputs (equal lengths, whole groups), rejects unknown hyperparameters naming them and the known
-    ones, coerces values to the defaults' types, and returns floats. ``wrapper.params`` holds the
-    defaults.
+    hyperparameters as keyword-only arguments with defaults. ``check`` receives all of them (defaults
+    filled in) and raises an LRTError for a bad value. The registered wrapper checks the params
+    (``check_params``) and the inputs (equal lengths, whole groups), and returns floats.
+    ``wrapper.params`` holds the defaults.
     """
 
     def deco(fn: Callable[..., list[float]]) -> RewardFn:
@@ -158,27 +164,46 @@ def register(name: str) -> Callable[[Callable[..., list[float]]], RewardFn]:
             reasoning_lengths: Sequence[int],
             **params: Any,
         ) -> list[float]:
-            unknown = sorted(set(params) - set(defaults))
-            if unknown:
-                known = ", ".join(sorted(defaults)) or "none"
-                raise LRTError(
-                    f"reward {name!r}: unknown parameter(s) {', '.join(unknown)} (known: {known})"
-                )
-            checked = {k: _check_param(name, k, defaults[k], v) for k, v in params.items()}
-            _check_inputs(name, completions, answers, group_size, correct, lengths, reasoning_lengths)
-            out = fn(
-                list(completions), list(answers), group_size=group_size,
-                correct=[bool(c) for c in correct], lengths=list(lengths),
-                reasoning_lengths=list(reasoning_lengths), **checked,
-            )  # fmt: skip
-            return [float(x) for x in out]
+            return _evaluate(name, completions, answers, group_size=group_size, correct=correct, lengths=lengths,
+                             reasoning_lengths=reasoning_lengths, params=check_params(name, params))
 
         wrapper.params = dict(defaults)  # type: ignore[attr-defined]
+        wrapper.check = check  # type: ignore[attr-defined]
         wrapper.reward_name = name  # type: ignore[attr-defined]
         REWARDS[name] = wrapper
+        _FNS[name] = fn
         return wrapper
 
     return deco
+
+
+def check_params(name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Reward ``name``'s hyperparameters checked: unknown names refused (listing the known ones),
+    values coerced to the defaults' types, then the reward's own ``check``. Returns the given ones."""
+    fn = get_reward(name)
+    defaults = fn.params  # type: ignore[attr-defined]
+    unknown = sorted(set(params) - set(defaults))
+    if unknown:
+        known = ", ".join(sorted(defaults)) or "none"
+        raise LRTError(f"reward {name!r}: unknown parameter(s) {', '.join(unknown)} (known: {known})")
+    checked = {k: _check_param(name, k, defaults[k], v) for k, v in params.items()}
+    if fn.check is not None:  # type: ignore[attr-defined]
+        fn.check({**defaults, **checked})  # type: ignore[attr-defined]
+    return checked
+
+
+def _evaluate(
+    name: str, completions: Sequence[str], answers: Sequence[str], *, group_size: int, correct: Sequence[bool],
+    lengths: Sequence[int], reasoning_lengths: Sequence[int], params: dict[str, Any],
+) -> list[float]:  # fmt: skip
+    """Reward ``name`` with ``params`` already checked: the inputs checked, the values as floats."""
+    _check_inputs(name, completions, answers, group_size, correct, lengths, reasoning_lengths)
+    out = _FNS[name](
+        list(completions), list(answers), group_size=group_size,
+        correct=[bool(c) for c in correct], lengths=list(lengths),
+        reasoning_lengths=list(reasoning_lengths), **params,
+    )  # fmt: skip
+    return [float(x) for x in out]
 
 
 def get_reward(name: str) -> RewardFn:
@@ -222,7 +247,12 @@ def correctness(
 _FORMAT_MODES = ("auto", "think", "latent")
 
 
-@register("format")
+def _check_format(p: dict[str, Any]) -> None:
+    if p["mode"] not in _FORMAT_MODES:
+        raise LRTError(f"reward 'format': mode must be one of {', '.join(_FORMAT_MODES)}, got {p['mode']!r}")
+
+
+@register("format", check=_check_format)
 def format_reward(
     completions: list[str], answers: list[str], *, group_size: int, correct: list[bool],
     lengths: list[int], reasoning_lengths: list[int], mode: str = "auto",
@@ -237,8 +267,6 @@ def format_reward(
     never closed its reasoning, e.g. truncated, should not pass); ``mode: latent`` always checks the
     latent shape.
     """
-    if mode not in _FORMAT_MODES:
-        raise LRTError(f"reward 'format': mode must be one of {', '.join(_FORMAT_MODES)}, got {mode!r}")
     out = []
     for text in completions:
         n_close = text.count(THINK_CLOSE)
@@ -250,7 +278,12 @@ def format_reward(
     return out
 
 
-@register("shorterbetter")
+def _check_shorterbetter(p: dict[str, Any]) -> None:
+    if p["beta"] < 0:
+        raise LRTError(f"reward 'shorterbetter': beta must be >= 0, got {p['beta']}")
+
+
+@register("shorterbetter", check=_check_shorterbetter)
 def shorterbetter(
     completions: list[str], answers: list[str], *, group_size: int, correct: list[bool],
     lengths: list[int], reasoning_lengths: list[int], alpha: float = 2.0, beta: float = 0.001,
@@ -265,8 +298,6 @@ def shorterbetter(
     Defaults α = 2.0, β = 0.001 (the paper's). With no correct sample the target is the mean so the
     group is still pulled towards shorter outputs rather than left without a length signal.
     """
-    if beta < 0:
-        raise LRTError(f"reward 'shorterbetter': beta must be >= 0, got {beta}")
     out = [0.0] * len(completions)
     for g in _groups(len(completions), group_size):
         right = [lengths[i] for i in g if correct[i]]
@@ -284,7 +315,14 @@ def lcr1_right(completions: Sequence[str], correct: Sequence[bool]) -> list[bool
 _LENGTH_SCOPES = ("correct", "group")
 
 
-@register("lcr1")
+def _check_lcr1(p: dict[str, Any]) -> None:
+    if p["length_scope"] not in _LENGTH_SCOPES:
+        raise LRTError(
+            f"reward 'lcr1': length_scope must be one of {', '.join(_LENGTH_SCOPES)}, got {p['length_scope']!r}"
+        )
+
+
+@register("lcr1", check=_check_lcr1)
 def lcr1(
     completions: list[str], answers: list[str], *, group_size: int, correct: list[bool],
     lengths: list[int], reasoning_lengths: list[int], length_coef: float = 1.0,
@@ -305,10 +343,6 @@ def lcr1(
     LC-R1's valid-thinking cut. Meant for explicit policies: a latent completion has no
     ``</think>``, so it is never right here.
     """
-    if length_scope not in _LENGTH_SCOPES:
-        raise LRTError(
-            f"reward 'lcr1': length_scope must be one of {', '.join(_LENGTH_SCOPES)}, got {length_scope!r}"
-        )
     fmt = [1.0 if text.count(THINK_CLOSE) == 1 else 0.0 for text in completions]
     right = lcr1_right(completions, correct)
     out = [fmt[i] + (1.0 if correct[i] else 0.0) for i in range(len(completions))]
@@ -388,12 +422,14 @@ def cut_positions(
 # ----------------------------------------------------------------------------------------------
 
 
-class CheckedReward(NamedTuple):
-    """One reward of a recipe, checked: its name, its weight in the total and its hyperparameters."""
+@dataclasses.dataclass(frozen=True)
+class CheckedReward:
+    """One reward of a recipe, checked (``parse_specs``): its name, its weight in the total and its
+    hyperparameters, coerced to their defaults' types. A GRPO config's ``rewards`` holds these."""
 
     name: str
-    weight: float
-    params: dict[str, Any]
+    weight: float = 1.0
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 def parse_specs(specs: Iterable[Any]) -> list[CheckedReward]:
@@ -401,7 +437,7 @@ def parse_specs(specs: Iterable[Any]) -> list[CheckedReward]:
 
     Each item is a name (weight 1), ``(name, weight)``, ``(name, weight, params)``, a mapping
     ``{name: ..., weight: 1.0, params: {...}}``, or any object with ``name``, ``weight`` and
-    ``params`` attributes (``trainers.config.RewardSpec``). Unknown names, unknown or ill-typed
+    ``params`` attributes (a ``CheckedReward``). Unknown names, unknown or ill-typed
     parameters, non-numeric weights and a name listed twice are LRTErrors; the result holds the
     parameters coerced to their defaults' types.
     """
@@ -421,17 +457,12 @@ def parse_specs(specs: Iterable[Any]) -> list[CheckedReward]:
             name, weight, params = item.name, item.weight, getattr(item, "params", None) or {}
         else:
             raise LRTError(f"a reward is (name, weight) or (name, weight, params), got {item!r}")
-        fn = get_reward(name)
+        get_reward(name)  # an unknown name lists the known ones
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise LRTError(f"reward {name!r}: weight must be a number, got {weight!r}")
         if not isinstance(params, Mapping):
             raise LRTError(f"reward {name!r}: params must be a mapping, got {params!r}")
-        defaults = fn.params  # type: ignore[attr-defined]
-        unknown = sorted(set(params) - set(defaults))
-        if unknown:
-            known = ", ".join(sorted(defaults)) or "none"
-            raise LRTError(f"reward {name!r}: unknown parameter(s) {', '.join(unknown)} (known: {known})")
-        checked = {k: _check_param(name, k, defaults[k], v) for k, v in params.items()}
+        checked = check_params(name, params)
         if any(s.name == name for s in out):
             raise LRTError(f"reward {name!r} is listed twice: give it one entry with its total weight")
         out.append(CheckedReward(name, float(weight), checked))
@@ -439,7 +470,7 @@ def parse_specs(specs: Iterable[Any]) -> list[CheckedReward]:
 
 
 def compute_rewards(
-    specs: Iterable[Any],
+    specs: Sequence[CheckedReward],
     *,
     completions: Sequence[str],
     answers: Sequence[str],
@@ -451,18 +482,18 @@ def compute_rewards(
     """Evaluate a recipe's rewards: ``total_i = Σ_k weight_k · r_k,i``.
 
     Returns ``(total, per_reward)`` where ``per_reward[name]`` is reward ``name``'s unweighted values
-    (in the order of ``specs``). ``specs`` as in ``parse_specs``; an empty list is an error (GRPO
+    (in the order of ``specs``). ``specs`` is ``parse_specs``'s result (a GRPO config's ``rewards``),
+    used as it is: nothing is parsed or checked again each step. An empty list is an error (GRPO
     needs a reward).
     """
-    parsed = parse_specs(specs)
-    if not parsed:
+    if not specs:
         raise LRTError(f"no rewards given: list at least one of {', '.join(sorted(REWARDS))}")
     per: dict[str, list[float]] = {}
     total = [0.0] * len(completions)
-    for spec in parsed:
-        vals = REWARDS[spec.name](
-            completions, answers, group_size=group_size, correct=correct, lengths=lengths,
-            reasoning_lengths=reasoning_lengths, **spec.params,
+    for spec in specs:
+        vals = _evaluate(
+            spec.name, completions, answers, group_size=group_size, correct=correct, lengths=lengths,
+            reasoning_lengths=reasoning_lengths, params=spec.params,
         )  # fmt: skip
         per[spec.name] = vals
         total = [t + spec.weight * v for t, v in zip(total, vals)]

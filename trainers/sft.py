@@ -1,4 +1,4 @@
-"""SFT of the reasoning network G_φ (DESIGN §4.7).
+"""SFT of the reasoning network G_φ (docs/design.md §4.7).
 
     python -m trainers.sft --config trainers/recipes/tiny/sft.yaml [--key value ...]
     accelerate launch --config_file trainers/accelerate/multi_gpu.yaml -m trainers.sft --config ...
@@ -144,7 +144,7 @@ def main(cfg: SFTConfig) -> None:
             acc.wait_for_everyone()
     log.close()
 
-    # ---- the final reasoner, in Core's checkpoint format
+    # ---- the final reasoner, in the checkpoint format `load_reasoner` reads
     if acc.is_main_process:
         final = acc.unwrap_model(model).eval()
         save_reasoner(final, out / "reasoner", base_id=resolve_path(cfg.base), base_revision=cfg.base_revision,

@@ -1,4 +1,4 @@
-"""The tiny world (DESIGN §4.8): an offline stand-in for a real slow-thinking LLM.
+"""The tiny world (docs/design.md §4.8): an offline stand-in for a real slow-thinking LLM.
 
 - `tokenizer`: a byte-level tokenizer with Qwen3's special tokens and chat template.
 - `task`: seeded multi-step arithmetic problems with explicit reasoning traces (graded by

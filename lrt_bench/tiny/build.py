@@ -34,6 +34,7 @@ from lrt_bench import layout
 from lrt_bench.errors import LRTError
 from lrt_bench.grading import grade_math
 from lrt_bench.io import check_writable_dir
+from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
 from lrt_bench.tiny.task import (
     DEFAULT_RANGES,
     SLOW,
@@ -46,13 +47,13 @@ from lrt_bench.tiny.task import (
 from lrt_bench.tiny.task import (
     EOS as EOS_TEXT,
 )
-from lrt_bench.tiny.tokenizer import THINK_CLOSE, THINK_OPEN, build_tokenizer
+from lrt_bench.tiny.tokenizer import build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
 # so a changed hyperparameter also invalidates cached worlds.
 TINY_VERSION = "2"
 
-# DESIGN §4.1: the NoThinking prefill.
+# The NoThinking prefill (docs/design.md §4.1).
 # The prompt layout is owned by lrt_bench.layout: the tiny world trains and measures on the same text.
 NOTHINK_PREFILL = layout.NOTHINK_PREFILL
 THINK_PREFIX = layout.OPEN
@@ -388,7 +389,7 @@ def generate(
 def evaluate(
     model: Qwen3ForCausalLM, tok: PreTrainedTokenizerFast, rows: list[dict], recipe: Recipe
 ) -> dict:
-    """Greedy accuracy in the three prompt layouts of DESIGN §4.1, plus trace lengths."""
+    """Greedy accuracy in the three prompt layouts of docs/design.md §4.1, plus trace lengths."""
     think_prompts = [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in rows]
     layouts = {
         "think": (think_prompts, recipe.think_max_new_tokens),

@@ -11,7 +11,7 @@ line that states the answer:
 
 With the default `Ranges` every value stays in [0, 99], numbers added or subtracted are single
 digits and multipliers are 2-9, so each line is arithmetic a small transformer can learn;
-chaining the lines is what the trace makes easy and a direct answer makes hard (DESIGN §4.8).
+chaining the lines is what the trace makes easy and a direct answer makes hard (docs/design.md §4.8).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
+
 DEFAULT_STEPS_MIX: dict[int, float] = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 EOS = "<|im_end|>"
 
 
@@ -184,9 +184,3 @@ def write_jsonl(rows: Iterable[Mapping], path: str | Path) -> None:
     with open(path, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSON-lines file into a list of dicts."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]

@@ -17,11 +17,11 @@ from __future__ import annotations
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
+from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
+
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 PAD = "<|endoftext|>"
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
 
 # Words merged into single tokens. Letters only: digits must stay one token each.
 MERGED_WORDS = ("user", "assistant", "system", "Compute", "Answer", "boxed")
@@ -29,7 +29,7 @@ MERGED_WORDS = ("user", "assistant", "system", "Compute", "Answer", "boxed")
 # Qwen3's template reduced to what the tiny world needs: one block per message, and the
 # generation prompt `<|im_start|>assistant\n`, followed by an empty think block only when the
 # caller passes enable_thinking=False. Like Qwen3 it never opens `<think>\n` itself in
-# thinking mode: the toolkit appends that (DESIGN §4.1).
+# thinking mode: the toolkit appends that (docs/design.md §4.1).
 CHAT_TEMPLATE = (
     "{%- for message in messages %}"
     "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
