@@ -198,6 +198,7 @@ class Generation:
     token_ids: list[int]  # generated (and forced) ids, EOS excluded
     account: Account
     eos_id: int | None = None  # the EOS id that ended the row (finish_reason "eos"), for training
+    latents: torch.Tensor | None = None  # latent mode: the z [N, d] it answered from (shared by a prompt's repeats)
 
 
 @dataclass
@@ -343,7 +344,6 @@ class LatentLM:
                 for i in [tokenizer.convert_tokens_to_ids(t)] if isinstance(i, int) and i != tokenizer.unk_token_id}
         self._strip_ids = frozenset(set(tokenizer.all_special_ids) - keep)
         self.last_timings = Timings()
-        self.last_latents: torch.Tensor | None = None  # z [P, N, d] of the last latent-mode `generate`
 
     # ------------------------------------------------------------------------------------ helpers
 
@@ -583,7 +583,6 @@ class LatentLM:
             tm.prefill = t1 - t0
             if z is None:
                 z = self.reasoner(h, batch.attention_mask)  # [P, N, d]
-            self.last_latents = z  # GRPO keeps the rollout's z without a second pass over X
             self._sync()
             t2 = time.perf_counter()
             tm.reasoner = t2 - t1
@@ -618,6 +617,9 @@ class LatentLM:
             tm.prefill = time.perf_counter() - t0
         t3 = time.perf_counter()
         gens = self._decode(first, cache, mask.long(), lengths, cfg, batch, n_latents, tm, cache_len)
+        if cfg.mode == "latent":  # GRPO keeps the rollout's z without a second pass over X
+            for i, g in enumerate(gens):
+                g.latents = z[i]  # z is [P*k, N, d] here, row i of prompt i // k
         return self._finish(gens, tm, t0, t3)
 
     @torch.no_grad()

@@ -47,6 +47,18 @@ def _prefix_layer_class():
             super().__init__(max_cache_len, **kwargs)
             self.written = 0
 
+        def lazy_initialization(self, key_states, value_states) -> None:
+            # As StaticLayer's, but uninitialised memory: slots past `written` are never read, and pages
+            # never written are never faulted in (a short answer under a long budget costs no more).
+            self.device = key_states.device
+            self.batch_size, self.num_heads = key_states.shape[:2]
+            self.k_head_dim, self.v_head_dim = key_states.shape[-1], value_states.shape[-1]
+            shape = (self.batch_size, self.num_heads, self.max_cache_len)
+            self.keys = torch.empty((*shape, self.k_head_dim), dtype=key_states.dtype, device=self.device)
+            self.values = torch.empty((*shape, self.v_head_dim), dtype=value_states.dtype, device=self.device)
+            self.cumulative_length = self.cumulative_length.to(self.device)
+            self.is_initialized = True
+
         def update(self, key_states, value_states, *args, **kwargs):
             n = self.written + key_states.shape[-2]
             if n > self.max_cache_len:

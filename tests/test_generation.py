@@ -302,3 +302,13 @@ def test_think_equals_hf_generate_on_the_tiny_world(tiny_world):
             natural += 1
             assert g.token_ids == ref
     assert natural >= 4, "the tiny base should close its reasoning by itself"
+
+
+def test_latent_generations_carry_their_z(lm):
+    """Each latent-mode generation returns the z it answered from (GRPO keeps it for its log-probs)."""
+    gens = lm.generate(PROMPTS[:3], DecodeConfig(mode="latent", max_gen_toks=4), repeats=2)
+    with torch.no_grad():
+        z = lm.latents(lm.encode_prompts(PROMPTS[:3], "latent"))  # [3, N, d]
+    for i, g in enumerate(gens):
+        torch.testing.assert_close(g.latents, z[i // 2])
+    assert all(g.latents is None for g in lm.generate(PROMPTS[:2], DecodeConfig(mode="think", max_gen_toks=4)))

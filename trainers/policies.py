@@ -98,7 +98,7 @@ class LatentPolicy:
             gens = self.lm.generate(prompts, replace(decode, mode="latent"), repeats=K)
         finally:
             self.net.train(was_training)
-        z = self.lm.last_latents  # [P, N, d], shared by the prompt's K samples
+        z = torch.stack([g.latents for g in gens[::K]])  # [P, N, d], shared by the prompt's K samples
         batch = self.lm.encode_prompts(prompts, "latent")  # tokenisation only, for the log-prob passes
         comps = [_with_eos(g) for g in gens]
         return Rollout(prompts, K, batch, gens, comps, [[1] * len(c) for c in comps], z)
