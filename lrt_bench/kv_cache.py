@@ -16,6 +16,7 @@ Three kinds, chosen by `new_cache`:
 
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
@@ -35,7 +36,8 @@ def static_supported() -> bool:
     return "cumulative_length" in inspect.getsource(StaticLayer.__init__)
 
 
-def _prefix_layer_class():
+@functools.cache
+def _prefix_layer_class():  # built once (transformers is imported lazily)
     from transformers.cache_utils import StaticLayer
 
     class PrefixStaticLayer(StaticLayer):
@@ -76,7 +78,8 @@ def _prefix_layer_class():
     return PrefixStaticLayer
 
 
-def _full_attention_only(config) -> bool:
+def full_attention_only(config) -> bool:
+    """Every decoder layer is plain full attention (no sliding window, chunked or shared layers)."""
     from transformers.cache_utils import get_layer_types_and_kwargs
 
     types, _ = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
@@ -95,15 +98,11 @@ def new_cache(config, max_len: int | None, implementation: str = "static"):
             return DynamicCache(config=config)
         except TypeError:  # older transformers
             return DynamicCache()
-    if not _full_attention_only(config):
+    if not full_attention_only(config):
         return StaticCache(config=config, max_cache_len=max_len)
     layer = _prefix_layer_class()
     n = config.get_text_config(decoder=True).num_hidden_layers
     return Cache(layers=[layer(max_len) for _ in range(n)])
-
-
-def full_attention_only(config) -> bool:
-    return _full_attention_only(config)
 
 
 class StaticPool:
