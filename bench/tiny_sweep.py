@@ -1,12 +1,14 @@
-"""Sweep G_φ's shape on the tiny world: fusion (concat, hadamard) x latents (4, 8, 16, 32), SFT only.
+"""Sweep G_φ's shape on the tiny world: latents (4, 8, 16, 32, 64) x fusion (concat; hadamard on request), SFT only.
 
-    python bench/tiny_sweep.py [--steps 500] [--out results/tiny_sweep.json] [--runs runs/sweep]
+    python bench/tiny_sweep.py [--steps 500] [--latents 4,8,16,32,64] [--fusions concat] \\
+        [--out results/tiny/latent_count.json] [--runs runs/sweep]
 
-Each cell is one short SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents`
-overridden, then greedy latent-mode accuracy on the whole eval split through `LatentLM.generate` (the
-path the `lrt` backend uses). Same seed, data order and step count for every cell, so the cells differ
-only in shape. Cells run one after the other; the JSON is rewritten after each, so a killed sweep
-keeps what it measured.
+Each cell is one SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents` overridden, then
+greedy latent-mode accuracy on the whole eval split (the run's own evaluation, through `LatentLM.generate`,
+the path the `lrt` backend uses). Same seed, data order and step count for every cell, so the cells differ
+only in shape. Cells run one after the other; the JSON (with its provenance) and a plot beside it
+(`<out>.png`) are rewritten after each, so a killed sweep keeps what it measured and a rerun resumes it.
+The demo's FINDINGS.md reads `latent_count.json` from its output directory (the "latent count" row).
 """
 
 from __future__ import annotations
@@ -16,45 +18,84 @@ import json
 import time
 from pathlib import Path
 
-from lrt_bench.io import atomic_write_json, read_jsonl
+from lrt_bench.io import atomic_write_bytes, atomic_write_json, read_jsonl
 
 RECIPE = Path(__file__).resolve().parents[1] / "trainers" / "recipes" / "tiny" / "sft.yaml"
+
+
+def plot(cells: list[dict]) -> bytes:
+    """Accuracy against the number of latents, one line per fusion (log-2 x axis)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for fusion in sorted({c["fusion"] for c in cells}):
+        pts = sorted((c["num_latents"], 100 * c["eval_accuracy"]) for c in cells if c["fusion"] == fusion)
+        ax.plot([n for n, _ in pts], [a for _, a in pts], marker="o", label=f"LRT after SFT ({fusion})")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted({c["num_latents"] for c in cells}), [str(n) for n in sorted({c["num_latents"] for c in cells})])
+    ax.set_xlabel("latents N")
+    ax.set_ylabel("greedy accuracy (%)")
+    ax.set_title("tiny world: accuracy by number of latents")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=500)
-    p.add_argument("--fusions", default="concat,hadamard")
-    p.add_argument("--latents", default="4,8,16,32")
+    p.add_argument("--fusions", default="concat")
+    p.add_argument("--latents", default="4,8,16,32,64")
     p.add_argument("--runs", default="runs/sweep")
-    p.add_argument("--out", default="results/tiny_sweep.json")
+    p.add_argument("--out", default="results/tiny/latent_count.json")
+    p.add_argument("--eval-problems", type=int, default=1000, help="eval problems per cell (the tiny split has 1,000)")
     args = p.parse_args()
 
+    from lrt_bench.data import tiny_dir
+    from lrt_bench.provenance import provenance
     from trainers import sft
     from trainers.config import SFTConfig
 
     out = Path(args.out)
+    prov = provenance()
+    world = json.loads((tiny_dir() / "world.json").read_text())
     cells = json.loads(out.read_text())["cells"] if out.is_file() else []
-    have = {(c["fusion"], c["num_latents"]) for c in cells}
+    have = {(c["fusion"], c["num_latents"], c["steps"]) for c in cells}
     for fusion in args.fusions.split(","):
         for n in [int(x) for x in args.latents.split(",")]:
-            if (fusion, n) in have:
+            if (fusion, n, args.steps) in have:
                 continue
             run_dir = Path(args.runs) / f"{fusion}-{n}"
             cfg = SFTConfig.load(RECIPE, {
                 "fusion": fusion, "num_latents": n, "max_steps": args.steps, "output_dir": str(run_dir),
-                "overwrite": True, "eval_steps": args.steps, "save_steps": 0, "progress": False,
-                "warmup_steps": min(50, args.steps // 10),
+                "overwrite": True, "eval_steps": args.steps, "eval_samples": args.eval_problems, "save_steps": 0,
+                "progress": False, "warmup_steps": min(50, args.steps // 10),
             })
             t0 = time.perf_counter()
             sft.main(cfg)
             seconds = time.perf_counter() - t0
             last = read_jsonl(run_dir / "log.jsonl")[-1]
             cells.append({"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
-                          "final_loss": last["loss"], "seconds": round(seconds, 1)})
-            atomic_write_json(out, {"recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,
-                                    "note": "greedy latent-mode accuracy on the tiny eval split (200 problems)"})
-            print(json.dumps(cells[-1]))
+                          "eval_problems": args.eval_problems, "final_loss": last["loss"], "seconds": round(seconds, 1)})
+            cells.sort(key=lambda c: (c["fusion"], c["num_latents"], c["steps"]))
+            atomic_write_json(out, {
+                "recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,
+                "world_code_version": world.get("code_version"), "world_seed": world.get("seed"),
+                "provenance": prov, "command": "python bench/tiny_sweep.py " + " ".join(
+                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
+                "note": "greedy latent-mode accuracy on the tiny eval split after one SFT run per cell; "
+                        "seconds are wall time of the run (training and its evaluation)"})
+            atomic_write_bytes(out.with_suffix(".png"), plot(cells))
+            print(json.dumps(cells[-1]), flush=True)
 
 
 if __name__ == "__main__":

@@ -184,12 +184,9 @@ def findings(out: str | Path, runs: dict[int, dict[str, MethodResult]] | None = 
             f"{LABELS.get(best_small, best_small)} ({runs[small][best_small].accuracy:.1f}%)",
             met=think_curve[0] < think_curve[-1] and best_small == "lrt"))
 
-    for name, target, paper in (
-        ("latent count", "a curve over 4 / 8 / 16 / 32 / 64 latents", "Table 3"),
-        ("efficiency", "think / latent wall time >= 5x at batch 1 and 32 (`lrt-bench bench`)", "6.0x (Table 7)"),
-        ("seeds", "the findings hold for two world seeds", ""),
-    ):
-        rows.append(Finding(name, target, paper, "not measured by the demo", met=None))
+    rows.append(_latent_count(out))
+    rows.append(_efficiency(out))
+    rows.append(Finding("seeds", "the findings hold for two world seeds", "", "not measured by the demo", met=None))
 
     demo = out / "demo.json"
     if demo.is_file():
@@ -205,6 +202,39 @@ def findings(out: str | Path, runs: dict[int, dict[str, MethodResult]] | None = 
                                 f"{sec['total'] / 60:.1f} min (world {sec.get('world', 0) / 60:.1f} min)",
                                 met=sec["total"] - sec.get("world", 0) <= 20 * 60 and sec["total"] <= 30 * 60))
     return rows
+
+
+LATENT_COUNTS = (4, 8, 16, 32, 64)
+LATENT_COUNT_FILE = "latent_count.json"  # written by bench/tiny_sweep.py --out OUT/latent_count.json
+BENCH_FILE = "bench.json"  # written by lrt-bench bench --out-dir OUT --name bench
+
+
+def _latent_count(out: Path) -> Finding:
+    """The latent-count curve of bench/tiny_sweep.py, when it was run into the demo's directory."""
+    target, paper = "a curve over 4 / 8 / 16 / 32 / 64 latents", "Table 3"
+    f = out / LATENT_COUNT_FILE
+    if not f.is_file():
+        return Finding("latent count", target, paper, "not measured (`python bench/tiny_sweep.py --out <demo out>/latent_count.json`)")
+    cells = {c["num_latents"]: c for c in json.loads(f.read_text())["cells"] if c["fusion"] == "concat"}
+    ours = ", ".join(f"{n}: {100 * cells[n]['eval_accuracy']:.1f}%" for n in sorted(cells))
+    steps = sorted({c["steps"] for c in cells.values()})
+    return Finding("latent count", target, paper, f"LRT after SFT ({'/'.join(map(str, steps))} steps, greedy, "
+                   f"{cells[min(cells)].get('eval_problems', '?')} problems): {ours}; plot latent_count.png",
+                   met=all(n in cells for n in LATENT_COUNTS))
+
+
+def _efficiency(out: Path) -> Finding:
+    """think / latent wall time from `lrt-bench bench`, when it was run into the demo's directory."""
+    target, paper = "think / latent wall time >= 5x at batch 1 and 32 (`lrt-bench bench`)", "6.0x (Table 7)"
+    f = out / BENCH_FILE
+    if not f.is_file():
+        return Finding("efficiency", target, paper, "not measured (`lrt-bench bench --out-dir <demo out> --name bench`)")
+    ratios = json.loads(f.read_text()).get("ratios", {}).get("natural", {})
+    r1, r32 = ratios.get("think_over_latent_time@bs1"), ratios.get("think_over_latent_time@bs32")
+    if r1 is None or r32 is None:
+        return Finding("efficiency", target, paper, f"{f.name} has no batch 1 and 32 ratios", met=None)
+    return Finding("efficiency", target, paper, f"{r1:.1f}x at batch 1, {r32:.1f}x at batch 32 (bench.md)",
+                   met=r1 >= 5 and r32 >= 5)
 
 
 def render_findings(out: str | Path) -> str:

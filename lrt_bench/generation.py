@@ -313,6 +313,7 @@ class LatentLM:
         self.tokenizer = tokenizer
         self.reasoner = reasoner
         self.chat_template = chat_template
+        self.prefill_forced = True  # budget forcing in one forward when it can (see _decode); False: per step
         if reasoner is not None:
             got = base.config.get_text_config().hidden_size
             if reasoner.config.base_hidden_size != got:
@@ -767,8 +768,14 @@ class LatentLM:
         base_step = self._step_fn(cache, cache_len is not None, tm)
         whole_mask = kv_cache.attends_all_slots(cache)
 
+        # Budget forcing in one forward: every row still reasoning is capped at the same step (each emits
+        # one reasoning token per step from step 0), so when no row is left in any other phase, the whole
+        # forced close is teacher-forced in one pass instead of F decode steps (--budget 16 on the tiny
+        # world: 122 steps -> 17). Not with a compiled step (its captured shapes are one token wide).
+        force_at = cfg.reasoning_cap - 1 if (think and F and self.prefill_forced and not whole_mask) else -1
+
         step, checked = 0, -1  # `checked`: the last step the host looked at
-        for step in range(max_steps):
+        while step < max_steps:
             # Non-finite logits (damaged weights, fp16 overflow) would make sampling die in multinomial and
             # greedy decode garbage. (-inf alone is legitimate: a model may mask tokens; NaN, +inf or an
             # all -inf row is not.)
@@ -842,10 +849,27 @@ class LatentLM:
                     )
                 if all_done:
                     break
+            if step == force_at and step + F < max_steps - 1 and self._all_forcing(phase, lengths, F, ctx_limit):
+                live = phase == FORCE  # [B]; the others are done and take pads, as frozen rows do
+                chunk = torch.where(live[:, None], forced.expand(B, F), self.pad_id)  # [B, F]
+                tokens[:, step + 1 : step + 1 + F] = chunk
+                keep[:, step + 1 : step + 1 + F] = live[:, None]
+                n_forced += F * live.long()
+                phase = torch.where(live, ANSWER, phase)
+                answer_start = torch.where(live, step + F + 1, answer_start)
+                if in_budget:
+                    answer_cap = torch.where(live, cfg.max_gen_toks - n_reason - n_forced, answer_cap)
+                pos = (lengths - 1)[:, None] + torch.arange(F + 1, device=dev)  # [B, 1 + F]
+                logits = self._run(self.base, cache, input_ids=torch.cat([tok[:, None], chunk], 1),
+                                   attention_mask=mask[:, : L0 + step + 1 + F], position_ids=pos).logits[:, -1]
+                lengths = lengths + F
+                step += F + 1
+                continue
             logits = base_step(tok[:, None], mask if whole_mask else mask[:, : L0 + step + 1],
                                (lengths - 1)[:, None])  # [B, V]
+            step += 1
         ended_all = bool((end_step >= 0).all())
-        tm.steps = int(end_step.max()) + 1 if ended_all else step + 1
+        tm.steps = int(end_step.max()) + 1 if ended_all else min(step, max_steps)
         tm.extra["sync_every"] = sync_every
         tm.extra["cache"] = self.cache_implementation if cache_len is not None else "dynamic"
 
@@ -884,6 +908,14 @@ class LatentLM:
                 )
             )
         return gens
+
+    @staticmethod
+    def _all_forcing(phase: torch.Tensor, lengths: torch.Tensor, F: int, ctx_limit: int | None) -> bool:
+        """Whether every row has just been capped or is done, with room for the forced close (host sync)."""
+        ok = ((phase == FORCE) | (phase == DONE)).all()
+        if ctx_limit is not None:
+            ok = ok & (lengths.max() + F < ctx_limit)
+        return bool(ok)
 
     def _step_fn(self, cache, static: bool, tm: Timings):
         """One decode step of the base: (ids [B, 1], mask, positions [B, 1]) -> next-token logits [B, V].

@@ -63,3 +63,23 @@ def test_benchmark_script_smoke(tiny_world, tmp_path, script):
         (m, b) for m in ("think", "nothink", "latent") for b in (1, 4)
     }
     assert payload["ratios"]["natural"]["think_over_latent_time@bs1"] > 0
+
+
+@pytest.mark.slow
+def test_latent_count_sweep_smoke(tiny_world, tmp_path):
+    """bench/tiny_sweep.py: one SFT run per latent count, JSON with provenance and a plot; the demo's
+    findings read it as the latent-count row."""
+    from lrt_bench.findings import _latent_count
+
+    out = tmp_path / "latent_count.json"
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "tiny_sweep.py"), "--steps", "2", "--latents", "2,4",
+                        "--eval-problems", "4", "--runs", str(tmp_path / "runs"), "--out", str(out)],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "LRT_TINY_DIR": str(tiny_world)})
+    assert r.returncode == 0, r.stderr
+    payload = json.loads(out.read_text())
+    assert [(c["num_latents"], c["steps"], c["eval_problems"]) for c in payload["cells"]] == [(2, 2, 4), (4, 2, 4)]
+    assert all(0 <= c["eval_accuracy"] <= 1 for c in payload["cells"])
+    assert payload["provenance"]["commit"] and payload["world_code_version"]
+    assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    row = _latent_count(tmp_path)
+    assert row.met is False and "2: " in row.ours and "4: " in row.ours  # 8, 16, 32, 64 not measured

@@ -225,3 +225,54 @@ def test_decode_bench_runs_on_cpu(tiny_world, tmp_path):
     proj = res["projection"]
     assert proj["batch_size"] == 3 and proj["batches"] == 667 and set(proj["hours"]) == set(cells)
     assert res["environment"]["commit"]
+
+
+@pytest.mark.parametrize("cfg", [dict(mode="think", max_gen_toks=8),
+                                 dict(mode="think", max_gen_toks=8 + 106 + 20, allowance_in_budget=True, answer_allowance=20)],
+                         ids=["forced", "forced in budget"])
+def test_forced_close_in_one_forward_decodes_the_same(world, cfg):
+    """When every row is capped at once, the forced close goes through the base in one forward: same
+    texts, ids and accounts as forcing it one step at a time (greedy), F fewer forward passes."""
+    base, tok, net, prompts = world
+    prompts = prompts[:6]  # real problems: every row reasons past the cap
+    out = {}
+    for fast in (True, False):
+        lm = LatentLM(base, tok, net)
+        lm.prefill_forced = fast
+        calls = []
+        hook = base.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+        try:
+            gens = lm.generate(prompts, DecodeConfig(**cfg), repeats=2)
+        finally:
+            hook.remove()
+        out[fast] = (facts(gens), lm.last_timings.steps, len(calls))
+    assert out[True][0] == out[False][0]
+    assert out[True][1] == out[False][1]  # steps count generated positions, not forward passes
+    assert all(a["forced_tokens"] == lm.forced_tokens for *_, a in out[True][0])
+    assert out[False][2] - out[True][2] == lm.forced_tokens  # F + 1 one-token passes become one
+
+
+def test_forced_close_is_per_step_while_a_row_answers(world):
+    """A row that closed its reasoning before the cap is answering when the others are capped: the
+    forced close then runs step by step (rows cannot take different numbers of tokens in one pass)."""
+    base, tok, net, prompts = world
+    prompts = prompts[:6]
+    lm = LatentLM(base, tok, net)
+    lengths = [g.account.reasoning_tokens for g in lm.generate(prompts, DecodeConfig(mode="think", max_gen_toks=512))]
+    cap = min(lengths) + 3  # the shortest row closes 3 steps before the cap and is still answering there
+    assert max(lengths) > cap
+    cfg = DecodeConfig(mode="think", max_gen_toks=cap)
+    out = {}
+    for fast in (True, False):
+        lm.prefill_forced = fast
+        calls = []
+        hook = base.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+        try:
+            gens = lm.generate(prompts, cfg)
+        finally:
+            hook.remove()
+        out[fast] = (facts(gens), len(calls))
+    assert out[True] == out[False]
+    accounts = [a for *_, a in out[True][0]]
+    assert any(a["forced_tokens"] == 0 and a["answer_tokens"] > 3 for a in accounts)
+    assert any(a["forced_tokens"] == lm.forced_tokens for a in accounts)
