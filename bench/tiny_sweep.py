@@ -34,12 +34,17 @@ def plot(cells: list[dict]) -> bytes:
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for fusion in sorted({c["fusion"] for c in cells}):
-        pts = sorted((c["num_latents"], 100 * c["eval_accuracy"]) for c in cells if c["fusion"] == fusion)
-        ax.plot([n for n, _ in pts], [a for _, a in pts], marker="o", label=f"LRT after SFT ({fusion})")
+        pts = sorted((c["num_latents"], 100 * c["eval_accuracy"], c.get("eval_problems") or 1)
+                     for c in cells if c["fusion"] == fusion)
+        # 95% binomial interval of each cell's accuracy: the noise of one eval split
+        err = [196 * ((a / 100) * (1 - a / 100) / n) ** 0.5 for _, a, n in pts]
+        ax.errorbar([n for n, *_ in pts], [a for _, a, _ in pts], yerr=err, marker="o", capsize=3,
+                    label=f"LRT after SFT ({fusion}), 95% interval")
     ax.set_xscale("log", base=2)
     ax.set_xticks(sorted({c["num_latents"] for c in cells}), [str(n) for n in sorted({c["num_latents"] for c in cells})])
     ax.set_xlabel("latents N")
     ax.set_ylabel("greedy accuracy (%)")
+    ax.set_ylim(0, 100 * max(c["eval_accuracy"] for c in cells) + 10)
     ax.set_title("tiny world: accuracy by number of latents")
     ax.grid(alpha=0.3)
     ax.legend()
