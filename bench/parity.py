@@ -31,8 +31,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from lrt_bench.bench import _environment, vs_hf, write
-from lrt_bench.data import tiny_dir
+from lrt_bench.eval.data import tiny_dir
+from lrt_bench.tools.bench import _environment, vs_hf, write
 
 
 def main() -> int:

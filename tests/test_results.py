@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from lrt_bench.findings import readme_summary, render_findings
 from lrt_bench.tiny.build import FULL, code_version
+from lrt_bench.tools.findings import readme_summary, render_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "tiny"
@@ -44,7 +44,7 @@ def test_readme_quotes_the_committed_results():
     assert START in text and END in text, "the README lost its demo-summary markers"
     quoted = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert " ".join(quoted.split()) == readme_summary(DEMO), (
-        "README's demo figures differ from results/tiny: paste lrt_bench.findings.readme_summary('results/tiny')")
+        "README's demo figures differ from results/tiny: paste lrt_bench.tools.findings.readme_summary('results/tiny')")
 
 
 def test_per_problem_file_agrees_with_the_committed_results():

@@ -4,7 +4,7 @@
     lrt-bench bench --real-size qwen3-1.7b [--think-tokens 3500] [--answer-tokens 64] [--latents 256] \\
         [--batch-sizes 1,16] [--layers N]
 
-(`python -m lrt_bench.bench ...` takes the same arguments.)
+(`python -m lrt_bench.tools.bench ...` takes the same arguments.)
 
 Every mode runs on the same prompts, the same base, the same batch sizes, in one process, one after
 the other, each (mode, batch size) after a short warm-up batch of its own shape. What is reported
@@ -35,7 +35,7 @@ Suites (which decode settings the three modes get):
   (`DecodeConfig(ignore_eos=True)` caps; default: think's mean answer length in `natural`, rounded
   up), so latent, nothink and think differ only by what comes before the answer.
 * `--real-size`: `forced`. Random weights decide nothing: think reasons exactly `--think-tokens`
-  tokens (the base's `</think>` logit is zeroed in lrt_bench.realsize), then the forced close, then
+  tokens (the base's `</think>` logit is zeroed in lrt_bench.core.realsize), then the forced close, then
   exactly `--answer-tokens`; nothink and latent answer exactly `--answer-tokens` (ignore_eos).
 
 `--vs-hf` (tiny world) also runs lm-eval on the parity task (`lrt_tiny` with the assistant turn opened
@@ -63,9 +63,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lrt_bench.core.layout import OPEN
 from lrt_bench.errors import LRTError
 from lrt_bench.io import check_writable_dir
-from lrt_bench.layout import OPEN
 
 MODES = ("think", "nothink", "latent")
 # The speed targets (latent vs think / nothink, batch scaling), as (ratio key pattern, op, value). `{bs}` / `{hi}` / `{lo}` /
@@ -200,7 +200,7 @@ def _sync(device) -> None:
 def time_cell(lm, prompts: list[str], cfg, batch_size: int, *, suite: str, label: str, answers=None, grade=None,
               expected: dict | None = None, warmup: bool = True) -> Cell:
     """Generate for all `prompts` in batches of `batch_size` with `cfg`; time, count and measure memory."""
-    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.core.generation import DecodeConfig
 
     device = lm.device
     if warmup:  # kernels, allocator, caches at this batch shape; short caps
@@ -356,12 +356,12 @@ def _parse_sizes(text: str) -> list[int]:
 def _setup_tiny(args) -> dict:
     import torch
 
-    from lrt_bench.data import tiny_dir
-    from lrt_bench.generation import LatentLM
-    from lrt_bench.grading import grade_math
+    from lrt_bench.core.generation import LatentLM
+    from lrt_bench.core.models import load_base, resolve_dtype, untrained_reasoner
+    from lrt_bench.core.reasoner import load_reasoner
+    from lrt_bench.eval.data import tiny_dir
+    from lrt_bench.eval.grading import grade_math
     from lrt_bench.io import read_jsonl
-    from lrt_bench.models import load_base, resolve_dtype, untrained_reasoner
-    from lrt_bench.reasoner import load_reasoner
 
     world = Path(args.world).expanduser().resolve() if args.world else tiny_dir()
     if not (world / "world.json").is_file():
@@ -402,9 +402,9 @@ def _setup_tiny(args) -> dict:
 def _setup_real(args) -> dict:
     import torch
 
-    from lrt_bench.generation import LatentLM
-    from lrt_bench.models import resolve_dtype
-    from lrt_bench.realsize import BASES, build, synthetic_prompt
+    from lrt_bench.core.generation import LatentLM
+    from lrt_bench.core.models import resolve_dtype
+    from lrt_bench.core.realsize import BASES, build, synthetic_prompt
 
     if args.real_size not in BASES:
         raise LRTError(f"unknown --real-size {args.real_size!r}: use one of {', '.join(BASES)}")
@@ -435,7 +435,7 @@ def _setup_real(args) -> dict:
 def _suites(args, lm) -> list[tuple[str, dict, dict | None]]:
     """[(suite, {mode: DecodeConfig}, {mode: expected counts} or None)]; the tiny equal-answer suite
     is added after `natural` has run (its default length comes from it)."""
-    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.core.generation import DecodeConfig
 
     if args.real_size:
         T, A = args.think_tokens, args.answer_tokens or 64
@@ -460,7 +460,7 @@ def _suites(args, lm) -> list[tuple[str, dict, dict | None]]:
 
 
 def _equal_answer_suite(args, cells: list[Cell]):
-    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.core.generation import DecodeConfig
 
     A = args.answer_tokens
     if not A:
@@ -482,7 +482,7 @@ def _parity_task_manager(tmp: Path):
     """A TaskManager that also knows `lrt_tiny_parity` (= bench/tasks/lrt_tiny_parity.yaml)."""
     from lm_eval.tasks import TaskManager
 
-    from lrt_bench._lm_eval_hook import tasks_dir
+    from lrt_bench.eval._lm_eval_hook import tasks_dir
 
     base_yaml = Path(tasks_dir()) / "lrt_tiny" / "lrt_tiny.yaml"
     (tmp / f"{PARITY_TASK}.yaml").write_text(
@@ -503,7 +503,7 @@ def vs_hf(world: Path, *, limit: int, batch_size: int, max_gen_toks: int, device
     import torch
     from lm_eval.models.huggingface import HFLM
 
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     os.environ["LRT_TINY_DIR"] = str(world)
     base = str(world / "base")
@@ -888,7 +888,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lrt_bench.bench", description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(prog="python -m lrt_bench.tools.bench", description=__doc__.split("\n\n")[0],
                                 allow_abbrev=False)
     add_arguments(p)
     args = p.parse_args(argv)
