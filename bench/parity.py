@@ -32,7 +32,9 @@ import sys
 from pathlib import Path
 
 from lrt_bench.eval.data import tiny_dir
-from lrt_bench.tools.bench import _environment, vs_hf, write
+from lrt_bench.tools.bench import _environment
+from lrt_bench.tools.bench_parity import vs_hf
+from lrt_bench.tools.bench_render import write
 
 
 def main() -> int:
