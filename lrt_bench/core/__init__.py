@@ -1,4 +1,5 @@
 """The library's core: prompt layout, the reasoning network G_φ, latent-conditioned generation, model loading.
 
-Imports nothing above it (eval, trainers, tools); tests/test_layers.py checks this.
+Imports no trainers or tools, and of eval only the router, inside LatentLM.generate_hybrid (hybrid mode);
+tests/test_layers.py checks this.
 """
