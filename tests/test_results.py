@@ -55,3 +55,22 @@ def test_per_problem_file_agrees_with_the_committed_results():
         want = json.loads(res.read_text())["results"]["lrt_tiny"]["pass@1,none"]
         assert abs(sum(cols["pass1"]) / len(cols["pass1"]) - want) < 1e-9, key
     assert len(per) == len(list((DEMO / "results").rglob("results_*.json")))
+
+
+def test_findings_command_rewrites_findings(tmp_path):
+    """`python -m lrt_bench.findings OUT` rewrites OUT/FINDINGS.md from OUT's files; a directory without a
+    demo's results is one line."""
+    import shutil
+    import subprocess
+    import sys
+
+    out = tmp_path / "demo"
+    shutil.copytree(DEMO, out, ignore=shutil.ignore_patterns("train", "results", "redundancy"))
+    (out / "FINDINGS.md").write_text("stale\n")
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.findings", str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert (out / "FINDINGS.md").read_text() == render_findings(out) == r.stdout
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.findings", str(tmp_path)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "has no per_problem.json" in r.stderr.strip().splitlines()[-1]

@@ -286,8 +286,32 @@ def readme_summary(out: str | Path) -> str:
     cpus = meta.get("provenance", {}).get("machine", {}).get("cpus")
     resumed = [r for r in meta.get("reused", []) if not r.startswith("world")]
     if "total" in sec:
-        took = (f"The run took {sec['total'] / 60:.1f} min on {cpus} CPU cores" if not resumed else
+        cached = " with the tiny world cached" if any(r.startswith("world") for r in meta.get("reused", [])) else ""
+        took = (f"The run took {sec['total'] / 60:.1f} min{cached} on {cpus} CPU cores" if not resumed else
                 f"The run resumed {len(resumed)} stages finished by an earlier one and took {sec['total'] / 60:.1f} "
                 f"min more on {cpus} CPU cores")
         parts.append(took + "; each finding against its target is in `results/tiny/FINDINGS.md`.")
     return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lrt_bench.findings OUT`: rewrite OUT/FINDINGS.md from OUT's files, e.g. after
+    `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it."""
+    import argparse
+
+    from lrt_bench.io import atomic_write_text
+
+    p = argparse.ArgumentParser(prog="python -m lrt_bench.findings", description=main.__doc__.split("\n")[0])
+    p.add_argument("out", help="a demo's output directory (with per_problem.json and demo.json)")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if not (out / PER_PROBLEM).is_file():
+        p.error(f"{out} has no {PER_PROBLEM}: pass the --out directory of a finished `lrt-bench demo`")
+    text = render_findings(out)
+    atomic_write_text(out / "FINDINGS.md", text)
+    print(text, end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
