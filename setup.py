@@ -10,7 +10,7 @@ from setuptools.command.build_py import build_py
 
 PTH_NAME = "lrt_bench_lm_eval.pth"
 # One line, run by `site` at start-up. It does nothing if lrt_bench has been removed.
-PTH_LINE = 'import importlib.util as u; u.find_spec("lrt_bench") and __import__("lrt_bench._lm_eval_hook")\n'
+PTH_LINE = 'import importlib.util as u; u.find_spec("lrt_bench") and __import__("lrt_bench.eval._lm_eval_hook")\n'
 
 
 class BuildPyWithHook(build_py):

@@ -3,7 +3,7 @@ estimates in trainers/recipes/{qwen3-1.7b,r1-distill-qwen-1.5b}/*.yaml.
 
     python bench/activation_memory.py
 
-For each setting, builds a 2-layer model with the published widths (lrt_bench/realsize.py; a small
+For each setting, builds a 2-layer model with the published widths (lrt_bench/core/realsize.py; a small
 vocabulary, which does not enter the layers), runs one forward pass over 256 and over 512 tokens
 with gradients, and counts the bytes autograd keeps for the backward pass (unique storages, the
 parameters excluded). The per-token per-layer figure is the difference between the two lengths,
@@ -36,7 +36,7 @@ def saved_bytes(model, T: int, dtype: torch.dtype, autocast: bool) -> int:
 def main() -> int:
     from transformers import AutoConfig, AutoModel
 
-    from lrt_bench import realsize
+    from lrt_bench.core import realsize
 
     settings = [  # (base, weights dtype, autocast, trained, gradient checkpointing)
         ("qwen3-1.7b", torch.bfloat16, False, False, False),  # LRT: the frozen base, backprop into z

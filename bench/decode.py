@@ -42,10 +42,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lrt_bench import provenance, realsize  # noqa: E402
-from lrt_bench.generation import DecodeConfig, LatentLM  # noqa: E402
+from lrt_bench import provenance  # noqa: E402
+from lrt_bench.core import realsize  # noqa: E402
+from lrt_bench.core.generation import DecodeConfig, LatentLM  # noqa: E402
+from lrt_bench.core.models import load_base, resolve_dtype  # noqa: E402
 from lrt_bench.io import atomic_write_json, read_jsonl  # noqa: E402
-from lrt_bench.models import load_base, resolve_dtype  # noqa: E402
 
 CONTENDERS = ("ours-dynamic", "ours-static", "ours-compiled", "hf-eager", "hf-compiled")
 # Peak memory bandwidth, bytes/s, of cards we may be lent (vendor figures: H100 SXM 3.35 TB/s, H200 4.8 TB/s).

@@ -66,7 +66,7 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | 
 python3 -c "import torch, transformers; print('torch', torch.__version__, 'transformers', transformers.__version__)" \
     | tee -a "$out/gpu.txt"
 
-bench=(python3 -m lrt_bench.bench --think-tokens 3500 --answer-tokens 64 --latents 256 --device cuda --out-dir "$out")
+bench=(python3 -m lrt_bench.tools.bench --think-tokens 3500 --answer-tokens 64 --latents 256 --device cuda --out-dir "$out")
 parts=("$@")
 ((${#parts[@]})) || parts=(decode think grpo r1)
 

@@ -11,7 +11,7 @@ explicit: the base itself trains, as ShorterBetter does (`--real-size r1-distill
 --completion-tokens 2048 --gradient-checkpointing both`): one run per setting, each with its peak memory.
 
 Everything between the models and the numbers is the trainer's: the random-weight models
-(lrt_bench/realsize.py) are written to a temporary directory in safetensors and loaded by
+(lrt_bench/core/realsize.py) are written to a temporary directory in safetensors and loaded by
 `trainers.grpo.setup` like any base, and each step is `trainers.grpo.grpo_step` (chunked rollouts,
 log-probs at the sampling temperature, the clipped loss with the k3 KL, accelerate's accumulation,
 AdamW). Random weights decide nothing, so rollouts are forced to full length (`ignore_eos`) and the
@@ -88,8 +88,8 @@ def _device_name(device: str) -> str:
 
 def _write_models(size: str, tmp: Path, args) -> tuple[Path, Path]:
     """The random-weight base (bf16 on GPU) and tokenizer as a model directory; G_φ's backbone config."""
-    from lrt_bench import realsize
-    from lrt_bench.models import resolve_dtype
+    from lrt_bench.core import realsize
+    from lrt_bench.core.models import resolve_dtype
 
     dtype = resolve_dtype("auto", args.device)
     base, tok, _ = realsize.build(size, num_latents=4, device="cpu", dtype=dtype, layers=args.layers,
@@ -106,7 +106,7 @@ def _write_models(size: str, tmp: Path, args) -> tuple[Path, Path]:
 
 
 def _bench(args, base_dir: Path, backbone: Path, gc: bool, run: dict, write) -> None:
-    from lrt_bench import realsize
+    from lrt_bench.core import realsize
     from trainers.common import make_accelerator
     from trainers.config import GRPOConfig
     from trainers.grpo import grpo_step, setup

@@ -2,7 +2,7 @@
 
     python bench/latency.py [--world DIR] [--reasoner DIR] [--problems 64] [--repeats 3] ...
 
-A thin wrapper over `lrt-bench bench` (lrt_bench/bench.py, same arguments; see its docstring for what is
+A thin wrapper over `lrt-bench bench` (lrt_bench/tools/bench.py, same arguments; see its docstring for what is
 measured): writes results/bench/tiny.json and tiny.md unless --out-dir / --name say otherwise.
 Targets (docs/design.md §4.15): latent >= 5x faster than full thinking at the same batch size; latent within
 1.3x of nothink; batch 32 >= 8x the throughput of batch 1. Without --reasoner an untrained G_φ is timed
@@ -11,7 +11,7 @@ Targets (docs/design.md §4.15): latent >= 5x faster than full thinking at the s
 
 import sys
 
-from lrt_bench.bench import main
+from lrt_bench.tools.bench import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -31,8 +31,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from lrt_bench.bench import _environment, vs_hf, write
-from lrt_bench.data import tiny_dir
+from lrt_bench.eval.data import tiny_dir
+from lrt_bench.tools.bench import _environment
+from lrt_bench.tools.bench_parity import vs_hf
+from lrt_bench.tools.bench_render import write
 
 
 def main() -> int:

@@ -3,7 +3,7 @@
     python bench/real_size.py --model qwen3-1.7b [--think-tokens 3500] [--answer-tokens 64] \
         [--latents 256] [--batch-sizes 1,16] [--layers N] ...
 
-A thin wrapper over `lrt-bench bench --real-size MODEL` (lrt_bench/bench.py, same arguments; `--model` is
+A thin wrapper over `lrt-bench bench --real-size MODEL` (lrt_bench/tools/bench.py, same arguments; `--model` is
 `--real-size`): writes results/bench/real_<model>.json and .md unless --out-dir / --name say otherwise.
 Builds the base and a Qwen3-Embedding-0.6B-size G_φ from configs (bf16 on GPU). Random weights decide
 nothing, so think mode reasons exactly --think-tokens tokens and every answer runs exactly --answer-tokens.
@@ -13,7 +13,7 @@ Paper anchor (Table 7, A100, Qwen3-1.7B, 64 MATH-500 problems): thinking 71.09 s
 
 import sys
 
-from lrt_bench.bench import main
+from lrt_bench.tools.bench import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -29,8 +29,8 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from lrt_bench.data import tiny_dir
-    from lrt_bench.evaluate import metric, run_lm_eval
+    from lrt_bench.eval.data import tiny_dir
+    from lrt_bench.eval.evaluate import metric, run_lm_eval
     from lrt_bench.io import atomic_write_json
 
     world = Path(args.world).expanduser() if args.world else tiny_dir()

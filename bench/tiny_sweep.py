@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--eval-problems", type=int, default=1000, help="eval problems per cell (the tiny split has 1,000)")
     args = p.parse_args()
 
-    from lrt_bench.data import tiny_dir
+    from lrt_bench.eval.data import tiny_dir
     from lrt_bench.provenance import provenance
     from trainers import sft
     from trainers.config import SFTConfig

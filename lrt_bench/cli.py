@@ -21,7 +21,7 @@ from lrt_bench.errors import LRTError
 
 def default_tiny_dir() -> Path:
     """Where `tiny build` writes and every tiny-world default reads: $LRT_TINY_DIR or the user cache."""
-    from lrt_bench.data import tiny_dir
+    from lrt_bench.eval.data import tiny_dir
 
     return tiny_dir()
 
@@ -62,11 +62,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from rich.progress import Progress
     from rich.table import Table
 
-    from lrt_bench.generation import DecodeConfig, LatentLM
-    from lrt_bench.grading import grade_math
+    from lrt_bench.core.generation import DecodeConfig, LatentLM
+    from lrt_bench.core.models import load_base, untrained_reasoner
+    from lrt_bench.core.reasoner import load_reasoner
+    from lrt_bench.eval.grading import grade_math
     from lrt_bench.io import read_jsonl
-    from lrt_bench.models import load_base, untrained_reasoner
-    from lrt_bench.reasoner import load_reasoner
 
     world = Path(args.world) if args.world else default_tiny_dir()
     if not (world / "world.json").is_file():
@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_compare)
 
     # Subcommands that own a module each; importing them loads no torch / lm_eval.
-    from lrt_bench import bench, demo, leaderboard, redundancy, router_sweep
+    from lrt_bench.tools import bench, demo, leaderboard, redundancy, router_sweep
 
     bench.add_parser(sub)
     demo.add_parser(sub)

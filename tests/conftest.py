@@ -99,7 +99,7 @@ def world_reasoner(tiny_world, tmp_path_factory):
 
     from transformers import AutoModelForCausalLM
 
-    from lrt_bench.reasoner import ReasoningNetwork, save_reasoner
+    from lrt_bench.core.reasoner import ReasoningNetwork, save_reasoner
 
     base = AutoModelForCausalLM.from_pretrained(tiny_world / "base")
     bb = json.loads((tiny_world / "backbone" / "config.json").read_text())

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import backbone_config
 
+from lrt_bench.core.reasoner import ReasoningNetwork, save_reasoner
 from lrt_bench.errors import LRTError
-from lrt_bench.reasoner import ReasoningNetwork, save_reasoner
 
 
 def run_py(code: str, **env) -> subprocess.CompletedProcess:
@@ -126,7 +126,7 @@ def test_latent_batch_size_invariance(tiny_world, world_reasoner):
 
 
 def make_lm(**kw):
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     return LRTLM(device="cpu", **kw)
 

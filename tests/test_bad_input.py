@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from lrt_bench.reasoner import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
+from lrt_bench.core.reasoner import CHECKPOINT_CONFIG, CHECKPOINT_WEIGHTS
 
 pytestmark = pytest.mark.slow
 

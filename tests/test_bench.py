@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from lrt_bench import bench
 from lrt_bench.errors import LRTError
+from lrt_bench.tools import bench
 
 SPLIT = {"prefill", "reasoner", "latent_prefill", "decode", "other"}
 

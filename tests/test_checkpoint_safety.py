@@ -12,14 +12,14 @@ import pytest
 import torch
 from conftest import backbone_config
 
-from lrt_bench.errors import LRTError
-from lrt_bench.reasoner import (
+from lrt_bench.core.reasoner import (
     CHECKPOINT_CONFIG,
     CHECKPOINT_WEIGHTS,
     ReasoningNetwork,
     load_reasoner,
     save_reasoner,
 )
+from lrt_bench.errors import LRTError
 
 PAYLOAD = '''
 import pathlib
@@ -191,7 +191,7 @@ def test_invalid_json_is_one_line(base, tmp_path):
 
 
 def test_non_finite_logits_stop_generation(base, tokenizer):
-    from lrt_bench.generation import DecodeConfig, LatentLM
+    from lrt_bench.core.generation import DecodeConfig, LatentLM
 
     with torch.no_grad():
         base.model.norm.weight[0] = float("nan")

@@ -69,7 +69,7 @@ def test_benchmark_script_smoke(tiny_world, tmp_path, script):
 def test_latent_count_sweep_smoke(tiny_world, tmp_path):
     """bench/tiny_sweep.py: one SFT run per latent count, JSON with provenance and a plot; the demo's
     findings read it as the latent-count row."""
-    from lrt_bench.findings import _latent_count
+    from lrt_bench.tools.findings import _latent_count
 
     out = tmp_path / "latent_count.json"
     r = subprocess.run([sys.executable, str(REPO / "bench" / "tiny_sweep.py"), "--steps", "2", "--latents", "2,4",

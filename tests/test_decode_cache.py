@@ -13,10 +13,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from lrt_bench import kv_cache
+from lrt_bench.core import kv_cache
+from lrt_bench.core.generation import DecodeConfig, LatentLM
+from lrt_bench.core.reasoner import load_reasoner
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.reasoner import load_reasoner
 
 ENGINES = [("static", 1), ("static", 5), ("dynamic", 3), ("static", 64)]
 
@@ -174,14 +174,14 @@ def test_bad_engine_options(world, kw, msg):
     (dict(sync_every="often"), "model_arg sync_every"),
 ])
 def test_backend_engine_args_are_checked_before_loading(kw, msg):
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     with pytest.raises(LRTError, match=msg):
         LRTLM.check_args(**kw)
 
 
 def test_backend_engine_args_parse():
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     assert LRTLM.engine_args("static", "true", "8") == {"cache_implementation": "static", "compile": True, "sync_every": 8}
     assert LRTLM.engine_args("dynamic", False, None) == {"cache_implementation": "dynamic", "compile": False,

@@ -68,7 +68,7 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     assert timing["world_code_version"] and timing["provenance"]["packages"]["torch"]
     assert not [r for r in timing["reused"] if not r.startswith("world")]
     # the findings: every paper finding with its target, ours and a verdict
-    from lrt_bench.findings import render_findings
+    from lrt_bench.tools.findings import render_findings
 
     findings = (out / "FINDINGS.md").read_text()
     assert findings == render_findings(out)

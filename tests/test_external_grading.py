@@ -3,7 +3,7 @@
 Every ``must`` case runs through the ``process_results`` of the lm-eval task it belongs to
 (``lrt_math500`` for math, ``lrt_lsat_ar`` / ``lrt_gpqa`` for 5 / 4 option letters), built by lm-eval
 from tasks/*.yaml, exactly as an evaluation calls it. ``policy`` and ``n/a`` cases are not asserted:
-the project's choices on them are stated in lrt_bench/grading.py's module docstring.
+the project's choices on them are stated in lrt_bench/eval/grading.py's module docstring.
 
 The file is read from ``$LRT_GRADING_DIR`` (default ``$LRT_DATA_DIR/../grading``); it is not part
 of the repository.

@@ -2,10 +2,10 @@ import pytest
 import torch
 from conftest import backbone_config, make_base
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.generation import DecodeConfig, LatentLM
+from lrt_bench.core.reasoner import ReasoningNetwork
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.reasoner import ReasoningNetwork
 
 PROMPTS = [
     "Compute 3+4.",
@@ -128,7 +128,7 @@ def test_long_natural_answer_is_kept_at_default_budget(tokenizer):
     With the old 64-token answer cap the box was cut off (graded wrong); the default now gives the
     answer the budget B, as nothink and latent mode get, so it is graded right at B = 512.
     """
-    from lrt_bench.grading import grade_math
+    from lrt_bench.eval.grading import grade_math
 
     enc = lambda t: tokenizer.encode(t, add_special_tokens=False)  # noqa: E731
     reasoning = enc(("so 6 times 7 is 42, wait, let me verify: 7+7+7+7+7+7 = 42. " * 6)[:300])

@@ -1,4 +1,4 @@
-"""Tests for lrt_bench.grading: extraction, math-verify grading with time bounds, choices, pass@k, votes."""
+"""Tests for lrt_bench.eval.grading: extraction, math-verify grading with time bounds, choices, pass@k, votes."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from lrt_bench import grading
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import (
+from lrt_bench.eval import grading
+from lrt_bench.eval.grading import (
     extract_choice,
     extract_math_answer,
     grade_choice,
@@ -411,7 +411,7 @@ def test_threads_waiting_behind_pathological_answers_keep_their_bound():
 
 
 def test_document_with_four_pathological_samples_takes_one_timeout():
-    from lrt_bench import task_utils
+    from lrt_bench.eval import task_utils
 
     assert grading._ensure_worker(workers=grading._POOL_SIZE)
     timeout = 1.0

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lrt_bench import leaderboard as lb
 from lrt_bench.errors import LRTError
+from lrt_bench.tools import leaderboard as lb
 
 FIX = Path(__file__).resolve().parent / "fixtures" / "leaderboard"
 RUNS = FIX / "runs"
@@ -398,7 +398,7 @@ def test_cli_default_path_and_sort(tmp_path, monkeypatch, capsys):
 
 
 def test_import_is_light():
-    code = ("import sys, lrt_bench.leaderboard; "
+    code = ("import sys, lrt_bench.tools.leaderboard; "
             "print([m for m in ('torch', 'lm_eval', 'transformers', 'matplotlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -408,13 +408,13 @@ def test_router_sweep_curve_goes_on_the_plot_and_in_the_notes(tmp_path):
     """--router adds a `lrt-bench router-sweep` curve to the tokens panel and its best point to the notes
     (the committed tiny-world sweep and demo results)."""
     from lrt_bench.errors import LRTError
-    from lrt_bench.leaderboard import load_router_sweeps, plot_png, router_notes
+    from lrt_bench.tools.leaderboard import load_router_sweeps, plot_png, router_notes
 
     root = Path(__file__).resolve().parents[1] / "results"
     sweeps = load_router_sweeps([str(root / "router" / "tiny_b512")])
     notes = router_notes(sweeps)
     assert len(notes) == 1 and "hybrid router (tiny, budget 512" in notes[0] and "re-asked" in notes[0]
-    from lrt_bench.leaderboard import load_results
+    from lrt_bench.tools.leaderboard import load_results
 
     rows = load_results([str(root / "tiny" / "results")])
     with_curve, without = plot_png(rows, sweeps=sweeps), plot_png(rows)

@@ -1,6 +1,6 @@
-"""The one owner of each shared concept: dtype names, base loading and an untrained G_φ (lrt_bench/models.py),
-JSON-lines reading (lrt_bench/io.py), an Account as a dict (lrt_bench/response.py) and a generation's
-reasoning ids (lrt_bench/layout.py)."""
+"""The one owner of each shared concept: dtype names, base loading and an untrained G_φ (lrt_bench/core/models.py),
+JSON-lines reading (lrt_bench/io.py), an Account as a dict (lrt_bench/eval/response.py) and a generation's
+reasoning ids (lrt_bench/core/layout.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.models import load_base, resolve_dtype, untrained_reasoner
 from lrt_bench.errors import LRTError
+from lrt_bench.eval.response import account_dict
 from lrt_bench.io import iter_jsonl, read_jsonl
-from lrt_bench.models import load_base, resolve_dtype, untrained_reasoner
-from lrt_bench.response import account_dict
 
 # ---------------------------------------------------------------------------------------------- dtype
 
@@ -60,7 +60,7 @@ def test_load_base_failure_is_one_lrt_error(tmp_path):
 def test_untrained_reasoner_from_a_config_file_or_dict(tmp_path, base):
     from conftest import backbone_config
 
-    from lrt_bench.reasoner import ReasoningNetwork
+    from lrt_bench.core.reasoner import ReasoningNetwork
 
     bb = json.loads(json.dumps(backbone_config()))  # as a config.json reads back
     (tmp_path / "config.json").write_text(json.dumps(bb))

@@ -57,7 +57,7 @@ def _check_trainer(argv: list[str]) -> None:
 def _check_lm_eval(argv: list[str]) -> None:
     from lm_eval.tasks import TaskManager
 
-    from lrt_bench.backend import _HFLM_ARGS, LRT_ARGS
+    from lrt_bench.eval.backend import _HFLM_ARGS, LRT_ARGS
 
     flags = {"--apply_chat_template", "--log_samples"}
     argv = [a for a in argv if a not in flags]

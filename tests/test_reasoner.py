@@ -2,14 +2,14 @@ import pytest
 import torch
 from conftest import backbone_config
 
-from lrt_bench.errors import LRTError
-from lrt_bench.reasoner import (
+from lrt_bench.core.reasoner import (
     ReasonerConfig,
     ReasoningNetwork,
     embedding_rms,
     load_reasoner,
     save_reasoner,
 )
+from lrt_bench.errors import LRTError
 
 
 @pytest.mark.parametrize("fusion", ["concat", "hadamard"])

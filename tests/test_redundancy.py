@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import make_base
 
-from lrt_bench import redundancy
+from lrt_bench.core.generation import DecodeConfig, LatentLM
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.redundancy import delete_steps, delete_tokens, split_steps
+from lrt_bench.tools import redundancy
+from lrt_bench.tools.redundancy import delete_steps, delete_tokens, split_steps
 
 # ------------------------------------------------------------------------------------- deletions
 

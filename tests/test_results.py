@@ -7,8 +7,8 @@ import json
 import re
 from pathlib import Path
 
-from lrt_bench.findings import readme_summary, render_findings
 from lrt_bench.tiny.build import FULL, code_version
+from lrt_bench.tools.findings import readme_summary, render_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "tiny"
@@ -44,7 +44,7 @@ def test_readme_quotes_the_committed_results():
     assert START in text and END in text, "the README lost its demo-summary markers"
     quoted = text.split(START, 1)[1].split(END, 1)[0].strip()
     assert " ".join(quoted.split()) == readme_summary(DEMO), (
-        "README's demo figures differ from results/tiny: paste lrt_bench.findings.readme_summary('results/tiny')")
+        "README's demo figures differ from results/tiny: paste lrt_bench.tools.findings.readme_summary('results/tiny')")
 
 
 def test_per_problem_file_agrees_with_the_committed_results():
@@ -58,7 +58,7 @@ def test_per_problem_file_agrees_with_the_committed_results():
 
 
 def test_findings_command_rewrites_findings(tmp_path):
-    """`python -m lrt_bench.findings OUT` rewrites OUT/FINDINGS.md from OUT's files; a directory without a
+    """`python -m lrt_bench.tools.findings OUT` rewrites OUT/FINDINGS.md from OUT's files; a directory without a
     demo's results is one line."""
     import shutil
     import subprocess
@@ -67,10 +67,10 @@ def test_findings_command_rewrites_findings(tmp_path):
     out = tmp_path / "demo"
     shutil.copytree(DEMO, out, ignore=shutil.ignore_patterns("train", "results", "redundancy"))
     (out / "FINDINGS.md").write_text("stale\n")
-    r = subprocess.run([sys.executable, "-m", "lrt_bench.findings", str(out)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.tools.findings", str(out)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
     assert (out / "FINDINGS.md").read_text() == render_findings(out) == r.stdout
-    r = subprocess.run([sys.executable, "-m", "lrt_bench.findings", str(tmp_path)], capture_output=True, text=True,
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.tools.findings", str(tmp_path)], capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 2 and "has no per_problem.json" in r.stderr.strip().splitlines()[-1]

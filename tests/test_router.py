@@ -1,4 +1,4 @@
-"""Hybrid reasoning (lrt_bench/router.py, LatentLM.generate_hybrid, mode=hybrid in the backend):
+"""Hybrid reasoning (lrt_bench/eval/router.py, LatentLM.generate_hybrid, mode=hybrid in the backend):
 the routing is a pure function of the scores, the extremes of τ are latent and think mode per
 document, the sweep's arithmetic, and bad router settings as one line each."""
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from lrt_bench import router
+from lrt_bench.core.generation import DecodeConfig, LatentLM
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
+from lrt_bench.eval import router
 
 
 def test_route_is_a_pure_function_of_the_scores():
@@ -55,7 +55,7 @@ def test_agreement_scores_by_hand():
     ({}, "mode=hybrid needs router_threshold"),
 ])
 def test_bad_router_settings_are_one_line(world_reasoner, args, message):
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     with pytest.raises(LRTError) as e:
         LRTLM.check_args(mode="hybrid", reasoner=str(world_reasoner), **args)
@@ -63,7 +63,7 @@ def test_bad_router_settings_are_one_line(world_reasoner, args, message):
 
 
 def test_hybrid_without_a_reasoner_and_router_args_elsewhere(world_reasoner):
-    from lrt_bench.backend import LRTLM
+    from lrt_bench.eval.backend import LRTLM
 
     with pytest.raises(LRTError, match="mode=hybrid needs a reasoner"):
         LRTLM.check_args(mode="hybrid", router_threshold=-0.5)
@@ -77,7 +77,7 @@ def test_hybrid_without_a_reasoner_and_router_args_elsewhere(world_reasoner):
 def lm(tiny_world, world_reasoner):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from lrt_bench.reasoner import load_reasoner
+    from lrt_bench.core.reasoner import load_reasoner
 
     base = AutoModelForCausalLM.from_pretrained(Path(tiny_world) / "base")
     tok = AutoTokenizer.from_pretrained(Path(tiny_world) / "base")
@@ -143,7 +143,7 @@ def test_answer_scores_are_the_tokens_log_probs(lm, problems):
 def test_backend_hybrid_mode_through_lm_eval(tiny_world, world_reasoner, tmp_path, monkeypatch, tau, rerouted):
     """`--model lrt ... mode=hybrid,router_threshold=τ`: the results carry the re-asked share and the
     replaced latent answers' tokens; the model info records the router."""
-    from lrt_bench.evaluate import metric, run_lm_eval
+    from lrt_bench.eval.evaluate import metric, run_lm_eval
 
     monkeypatch.setenv("LRT_TINY_DIR", str(tiny_world))
     res = run_lm_eval({"pretrained": str(Path(tiny_world) / "base"), "mode": "hybrid", "reasoner": str(world_reasoner),

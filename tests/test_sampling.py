@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import make_base
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.generation import DecodeConfig, LatentLM
+from lrt_bench.core.sampling import resolve_sampling, warped_logits
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.sampling import resolve_sampling, warped_logits
 
 QWEN3_SHIPPED = {"do_sample": True, "temperature": 0.6, "top_p": 0.95, "top_k": 20}
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from lrt_bench import data, task_utils
 from lrt_bench.errors import LRTError
-from lrt_bench.response import ACCOUNT_FIELDS, Response
+from lrt_bench.eval import data, task_utils
+from lrt_bench.eval.response import ACCOUNT_FIELDS, Response
 
 REPO = Path(__file__).resolve().parents[1]
 TASKS_DIR = REPO / "tasks"

@@ -22,10 +22,10 @@ import pytest
 import torch
 from conftest import DATA_DIR, backbone_config, small_qwen3_config
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.generation import DecodeConfig, LatentLM
+from lrt_bench.core.reasoner import ReasoningNetwork
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.reasoner import ReasoningNetwork
 
 TEMPLATES = Path(os.environ.get("LRT_TEMPLATES_DIR") or DATA_DIR.parent / "templates")
 QUESTION = "What is 2+3? Put the answer in \\boxed{}."

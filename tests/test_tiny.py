@@ -10,7 +10,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import grade_math, last_boxed
+from lrt_bench.eval.grading import grade_math, last_boxed
 from lrt_bench.io import read_jsonl
 from lrt_bench.tiny.build import NOTHINK_PREFILL, build_tiny_world, code_version, recipe_for
 from lrt_bench.tiny.task import Ranges, assistant_target, make_problems
@@ -278,7 +278,7 @@ def test_training_rows_of_each_kind():
     fragment rows the answer after a given damaged trace closed as the redundancy analysis closes it."""
     import random
 
-    from lrt_bench import layout
+    from lrt_bench.core import layout
     from lrt_bench.tiny.build import RowKind, chat_prompt, encode_training_rows
     from lrt_bench.tiny.tokenizer import build_tokenizer
 

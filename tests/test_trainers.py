@@ -480,7 +480,7 @@ def test_existing_output_dir_needs_resume_or_overwrite(world, tmp_path):
 def test_reference_reasoner_for_another_base(world, tmp_path, tokenizer):
     from conftest import backbone_config, make_base
 
-    from lrt_bench.reasoner import ReasoningNetwork, save_reasoner
+    from lrt_bench.core.reasoner import ReasoningNetwork, save_reasoner
 
     other = make_base(tokenizer, hidden=32)
     net = ReasoningNetwork.for_base(other, backbone_config=backbone_config(), num_latents=4)
@@ -627,7 +627,7 @@ SMOKE = {"progress": False, "max_steps": 2, "warmup_steps": 0, "max_samples": 25
 
 @pytest.mark.slow
 def test_sft_entry_point_smoke(world, tmp_path):
-    from lrt_bench.reasoner import read_reasoner_meta
+    from lrt_bench.core.reasoner import read_reasoner_meta
 
     out = tmp_path / "sft"
     log = tmp_path / "sft.log"

@@ -280,7 +280,7 @@ def _policy(world, recipe, **over):
 
 
 def _rollout(policy, world, max_gen_toks=24):
-    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.core.generation import DecodeConfig
     from trainers.data import load_rows
 
     rows, _ = load_rows(str(world / "data" / "train.jsonl"), max_samples=2)
@@ -318,7 +318,7 @@ def test_reasoner_backbone_checkpointing_engages(world, sft_reasoner):
 
 def test_head_logprobs_are_the_sampling_distribution_in_chunks():
     """Chunked, recomputed log-probs equal log_softmax(logits / T) — values and gradients."""
-    from lrt_bench.generation import head_logprobs
+    from lrt_bench.core.generation import head_logprobs
 
     g = torch.Generator().manual_seed(0)
     head = torch.nn.Linear(8, 50, bias=False)

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from lrt_bench.core.reasoner import load_safetensors
 from lrt_bench.errors import LRTError
 from lrt_bench.io import atomic_dir
-from lrt_bench.reasoner import load_safetensors
 
 _CKPT = re.compile(r"^checkpoint-(\d+)$")
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from lrt_bench import models
+from lrt_bench.core import models
 from lrt_bench.errors import LRTError
 from lrt_bench.io import atomic_write_json, check_writable_dir
 from trainers.config import TrainConfig, parse_overrides, resolve_path
@@ -88,7 +88,7 @@ def check_inputs(cfg: TrainConfig) -> None:
     if looks_local and not Path(name).expanduser().is_dir():
         raise LRTError(f"base {name!r} is not a directory: pass an existing model directory or a hub id (org/name)")
     if cfg.reasoner:
-        from lrt_bench.reasoner import verify_reasoner
+        from lrt_bench.core.reasoner import verify_reasoner
 
         verify_reasoner(resolve_path(cfg.reasoner))
     check_writable_dir(cfg.output_dir, "output_dir")
@@ -270,7 +270,7 @@ def load_base(cfg: TrainConfig, device: torch.device, *, trainable: bool = False
 def build_reasoner(cfg: TrainConfig, base: nn.Module):
     """G_φ in fp32 (master weights, see `load_base`): from `reasoner` (a checkpoint for this base) or
     new from the recipe's shape."""
-    from lrt_bench.reasoner import ReasoningNetwork, load_reasoner
+    from lrt_bench.core.reasoner import ReasoningNetwork, load_reasoner
 
     if cfg.reasoner:
         net, meta = load_reasoner(resolve_path(cfg.reasoner), base)
@@ -467,8 +467,8 @@ def evaluate(lm, rows: list[dict], *, mode: str, max_gen_toks: int, batch_size: 
 
     The base and G_φ run in eval mode (as `lm_eval` runs them) and go back to their modes after.
     """
-    from lrt_bench.generation import DecodeConfig
-    from lrt_bench.grading import grade_math
+    from lrt_bench.core.generation import DecodeConfig
+    from lrt_bench.eval.grading import grade_math
 
     cfg = DecodeConfig(mode=mode, max_gen_toks=max_gen_toks, answer_allowance=answer_allowance)
     modules = [m for m in (lm.base, lm.reasoner) if m is not None]

@@ -32,7 +32,7 @@ def resolve_path(value: str | None) -> str | None:
     """`tiny:REL` -> the tiny world's folder / REL; anything else unchanged (hub id or path)."""
     if value is None or not value.startswith(TINY_PREFIX):
         return value
-    from lrt_bench.data import tiny_dir
+    from lrt_bench.eval.data import tiny_dir
 
     world = tiny_dir()
     if not (world / "world.json").is_file():
@@ -107,7 +107,7 @@ class TrainConfig:
             raise LRTError("no dataset: set `dataset:` in the recipe or pass --dataset <file.jsonl | hub id>")
         if not self.output_dir:
             raise LRTError("no output directory: set `output_dir:` in the recipe or pass --output_dir DIR")
-        from lrt_bench.models import resolve_dtype
+        from lrt_bench.core.models import resolve_dtype
 
         resolve_dtype(self.dtype, "cpu")  # refuses an unknown name now, not when the base loads
         if self.fusion not in ("concat", "hadamard"):

@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lrt_bench.core.layout import THINK_CLOSE
 from lrt_bench.errors import LRTError
 from lrt_bench.io import read_jsonl
-from lrt_bench.layout import THINK_CLOSE
 
 
 def _read_local(path: Path) -> list[dict[str, Any]]:

@@ -52,9 +52,9 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Protocol, runtime_checkable
 
+from lrt_bench.core.layout import THINK_CLOSE
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import _balanced_group, _to_number
-from lrt_bench.layout import THINK_CLOSE
+from lrt_bench.eval.grading import _balanced_group, _to_number
 
 __all__ = [
     "Extractor",
@@ -92,7 +92,7 @@ def split_steps(text: str) -> list[tuple[int, int]]:
 
     The end includes the terminator (the ``\\n`` or the ``.``), so a cut at a step end leaves a
     reasoning that ends cleanly. Text after the last terminator is a final step of its own. (The
-    redundancy analysis's ``lrt_bench.redundancy.split_steps`` groups whitespace with the step it ends
+    redundancy analysis's ``lrt_bench.tools.redundancy.split_steps`` groups whitespace with the step it ends
     instead: its steps are deleted, not cut at.)
     """
     spans: list[tuple[int, int]] = []
@@ -174,7 +174,7 @@ def step_reaches(step: str, gold: str) -> bool:
     """Whether ``step`` states the gold answer (the rule of ``RuleExtractor``).
 
     * A gold that is a plain number (``57``, ``-3``, ``0.5``, ``1,000``, ``3/4``, ``\\frac{3}{4}``,
-      ``50\\%``; ``lrt_bench.grading``'s number reader) is reached when the step states a number of
+      ``50\\%``; ``lrt_bench.eval.grading``'s number reader) is reached when the step states a number of
       the same value as a whole token: the content of a ``\\boxed{}``, a fraction, or a number that
       is not an operand (``_is_operand``). So for gold 57, "66-9=57", "Answer: 57", "57 works" and
       "x = 57.0" reach it; "157", "5.7", "57+3=60" and "x^{57}" do not.
@@ -443,7 +443,7 @@ class LLMExtractor:
     # -- loading ------------------------------------------------------------------------------
 
     def _resolve_dtype(self, device: str = "cpu"):
-        from lrt_bench.models import resolve_dtype
+        from lrt_bench.core.models import resolve_dtype
 
         try:
             return resolve_dtype(self.dtype, device)  # auto: bf16 where it is fast, fp32 on CPU
@@ -455,7 +455,7 @@ class LLMExtractor:
             return
         import torch
 
-        from lrt_bench.models import load_base
+        from lrt_bench.core.models import load_base
 
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")
         model, tok = load_base(self.model_id, device=device, dtype=self._resolve_dtype(device),

@@ -27,11 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from lrt_bench.core.generation import DecodeConfig, LatentLM
+from lrt_bench.core.reasoner import save_reasoner
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import DecodeConfig, LatentLM
-from lrt_bench.grading import grade_math
+from lrt_bench.eval.grading import grade_math
 from lrt_bench.io import METHOD_FILE, atomic_dir, atomic_write_json
-from lrt_bench.reasoner import save_reasoner
 from trainers import checkpoint as ckpt
 from trainers import grpo_core, rewards
 from trainers.common import (

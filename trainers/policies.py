@@ -25,8 +25,15 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from lrt_bench import layout
-from lrt_bench.generation import DecodeConfig, Generation, LatentLM, PromptBatch, head_logprobs, plain_lm_head
+from lrt_bench.core import layout
+from lrt_bench.core.generation import (
+    DecodeConfig,
+    Generation,
+    LatentLM,
+    PromptBatch,
+    head_logprobs,
+    plain_lm_head,
+)
 
 
 @dataclass

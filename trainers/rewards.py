@@ -8,7 +8,7 @@ Every reward has one signature (open-r1's reward table, docs/design.md §5)::
   ``reasoning</think>answer``; a latent policy writes the answer only.
 * ``answers``: the gold answer of each sample, already repeated per group. Groups are adjacent runs of
   ``group_size`` samples of the same prompt; group-relative rewards only ever compare within a run.
-* ``correct``: the grader's verdict per sample (``lrt_bench.grading``, computed once by the trainer).
+* ``correct``: the grader's verdict per sample (``lrt_bench.eval.grading``, computed once by the trainer).
 * ``lengths``: ℓ, generated tokens per sample (reasoning + forced + answer tokens).
 * ``reasoning_lengths``: tokens before ``</think>`` (0 in latent mode).
 * ``params``: the reward's hyperparameters from the recipe. Unknown names, wrong types and bad
@@ -59,9 +59,9 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from lrt_bench.core.layout import THINK_CLOSE
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import _balanced_group
-from lrt_bench.layout import THINK_CLOSE
+from lrt_bench.eval.grading import _balanced_group
 
 __all__ = [
     "REWARDS",

@@ -17,10 +17,10 @@ import time
 
 import torch
 
+from lrt_bench.core.generation import LatentLM
+from lrt_bench.core.reasoner import save_reasoner
 from lrt_bench.errors import LRTError
-from lrt_bench.generation import LatentLM
 from lrt_bench.io import atomic_write_json
-from lrt_bench.reasoner import save_reasoner
 from trainers import checkpoint as ckpt
 from trainers.common import (
     EpochOrder,

@@ -30,11 +30,11 @@ from pathlib import Path
 import torch
 from transformers import GenerationConfig, PreTrainedTokenizerFast, Qwen3Config, Qwen3ForCausalLM
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.layout import THINK_CLOSE, THINK_OPEN
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import grade_math
+from lrt_bench.eval.grading import grade_math
 from lrt_bench.io import check_writable_dir
-from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
 from lrt_bench.tiny.task import (
     DEFAULT_RANGES,
     SLOW,
@@ -54,7 +54,7 @@ from lrt_bench.tiny.tokenizer import build_tokenizer
 TINY_VERSION = "2"
 
 # The NoThinking prefill (docs/design.md §4.1).
-# The prompt layout is owned by lrt_bench.layout: the tiny world trains and measures on the same text.
+# The prompt layout is owned by lrt_bench.core.layout: the tiny world trains and measures on the same text.
 NOTHINK_PREFILL = layout.NOTHINK_PREFILL
 THINK_PREFIX = layout.OPEN
 

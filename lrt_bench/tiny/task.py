@@ -22,7 +22,7 @@ import random
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
+from lrt_bench.core.layout import THINK_CLOSE, THINK_OPEN
 
 DEFAULT_STEPS_MIX: dict[int, float] = {1: 0.25, 2: 0.25, 3: 0.25, 4: 0.25}
 

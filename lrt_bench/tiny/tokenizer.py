@@ -17,7 +17,7 @@ from __future__ import annotations
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
+from lrt_bench.core.layout import THINK_CLOSE, THINK_OPEN
 
 IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"

@@ -1,6 +1,6 @@
 """AMC: amc23 (40 problems of AMC 2023) and amc83 (83 problems of AMC 2022-23); math docs."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load_amc23(**metadata):

@@ -1,6 +1,6 @@
 """GPQA-diamond: choice docs with the four options in a fixed per-question shuffled order."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load(**metadata):

@@ -1,6 +1,6 @@
 """GSM8K (main, test): docs {"id", "problem", "answer"}, answer = the number after ####."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load(**metadata):

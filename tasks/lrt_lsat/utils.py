@@ -1,6 +1,6 @@
 """LSAT (AGIEval): AR, LR, RC; choice docs {"id", "passage", "question", "options", "answer"}."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load_ar(**metadata):

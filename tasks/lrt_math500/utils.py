@@ -1,6 +1,6 @@
-"""MATH-500: docs {"id", "problem", "answer"}; math prompt and grading from lrt_bench.task_utils."""
+"""MATH-500: docs {"id", "problem", "answer"}; math prompt and grading from lrt_bench.eval.task_utils."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load(**metadata):

@@ -1,6 +1,6 @@
 """The tiny world's eval split ($LRT_TINY_DIR/data/eval.jsonl); the prompt is the bare problem."""
 
-from lrt_bench import data, task_utils
+from lrt_bench.eval import data, task_utils
 
 
 def load(**metadata):

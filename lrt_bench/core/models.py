@@ -84,7 +84,7 @@ def untrained_reasoner(base: torch.nn.Module, backbone_config: str | Path | Mapp
     a config.json such as a tiny world's backbone/config.json; nothing is downloaded): the shapes and
     cost of a trained one, answers not meaningful. Draws from torch's global RNG, so seed first for a
     reproducible one. `kwargs` go to `ReasoningNetwork.for_base` (num_latents, fusion, backbone, ...)."""
-    from lrt_bench.reasoner import ReasoningNetwork
+    from lrt_bench.core.reasoner import ReasoningNetwork
 
     if not isinstance(backbone_config, Mapping):
         backbone_config = _read_backbone_config(backbone_config)

@@ -295,13 +295,13 @@ def readme_summary(out: str | Path) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m lrt_bench.findings OUT`: rewrite OUT/FINDINGS.md from OUT's files, e.g. after
+    """`python -m lrt_bench.tools.findings OUT`: rewrite OUT/FINDINGS.md from OUT's files, e.g. after
     `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it."""
     import argparse
 
     from lrt_bench.io import atomic_write_text
 
-    p = argparse.ArgumentParser(prog="python -m lrt_bench.findings", description=main.__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m lrt_bench.tools.findings", description=main.__doc__.split("\n")[0])
     p.add_argument("out", help="a demo's output directory (with per_problem.json and demo.json)")
     args = p.parse_args(argv)
     out = Path(args.out)

@@ -123,8 +123,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
+from lrt_bench.core.layout import THINK_CLOSE
 from lrt_bench.errors import LRTError
-from lrt_bench.layout import THINK_CLOSE
 
 __all__ = [
     "extract_choice",

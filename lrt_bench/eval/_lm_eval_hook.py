@@ -4,7 +4,7 @@ Installed as `lrt_bench_lm_eval.pth` in site-packages, so it runs at interpreter
 cheap: it imports nothing of lm-eval or torch. It puts an import finder on `sys.meta_path` that waits
 for lm-eval's own modules and, right after each one has run:
 
-  lm_eval.models         -> registers `lrt` as a lazy placeholder (lrt_bench.backend:LRTLM). lm-eval
+  lm_eval.models         -> registers `lrt` as a lazy placeholder (lrt_bench.eval.backend:LRTLM). lm-eval
                             fills its registry from this module, so ours goes in next to its own and
                             never into an empty registry (which would hide `hf` and the rest).
   lm_eval.tasks.manager  -> makes every TaskManager also index lrt-bench's task folder, so
@@ -38,7 +38,7 @@ def _after_models(module) -> None:
     from lm_eval.api.registry import model_registry
 
     if "lrt" not in model_registry:
-        model_registry.register("lrt", target="lrt_bench.backend:LRTLM")
+        model_registry.register("lrt", target="lrt_bench.eval.backend:LRTLM")
 
 
 def _after_task_manager(module) -> None:
@@ -73,8 +73,8 @@ def _after_evaluate_config(module) -> None:
 
     def process_tasks(self, *args, **kwargs):
         if getattr(self, "model", None) == "lrt" and isinstance(getattr(self, "model_args", None), dict):
-            from lrt_bench.backend import LRTLM
             from lrt_bench.errors import LRTError
+            from lrt_bench.eval.backend import LRTLM
 
             try:
                 LRTLM.check_args(**self.model_args)

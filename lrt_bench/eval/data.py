@@ -51,7 +51,7 @@ from pathlib import Path
 from typing import Any
 
 from lrt_bench.errors import LRTError
-from lrt_bench.grading import parse_gsm8k_gold
+from lrt_bench.eval.grading import parse_gsm8k_gold
 from lrt_bench.io import iter_jsonl
 
 ENV_DATA_DIR = "LRT_DATA_DIR"

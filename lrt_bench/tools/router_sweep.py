@@ -3,7 +3,7 @@
     lrt-bench router-sweep --base tiny --reasoner runs/demo/train/grpo/reasoner --out runs/router
     lrt-bench router-sweep --base Qwen/Qwen3-1.7B --reasoner R --task math500 --budget 4096 --device cuda
 
-The routing is a pure function of the latent answers' scores (`lrt_bench.router`), so one latent pass
+The routing is a pure function of the latent answers' scores (`lrt_bench.eval.router`), so one latent pass
 (answers scored) and one think pass over the same problems give the hybrid's outcome at every τ: a
 sample kept at τ costs its latent tokens and scores its latent answer; a re-asked one costs both
 passes and scores the think answer. τ runs over the scores' quantiles (plus ±inf: all latent / all
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
 
 
 def _docs(task: str, world: Path | None) -> list[dict]:
-    from lrt_bench import data
+    from lrt_bench.eval import data
 
     if task == "tiny":
         return data.load_tiny_docs(world)
@@ -52,7 +52,7 @@ def _docs(task: str, world: Path | None) -> list[dict]:
 
 
 def _prompt(task: str):
-    from lrt_bench import task_utils
+    from lrt_bench.eval import task_utils
 
     return task_utils.tiny_prompt if task == "tiny" else task_utils.math_prompt
 
@@ -72,8 +72,8 @@ def _run(lm, prompts: list[str], cfg, batch_size: int, label: str) -> list:
 def sweep_curve(latent_ok: list[float], latent_tok: list[float], think_ok: list[float], think_tok: list[float],
                 scores: list[float]) -> dict[str, Any]:
     """The curve, the intervals against think, and where it lands against the LRT-think line."""
-    from lrt_bench import router
-    from lrt_bench.findings import paired_bootstrap
+    from lrt_bench.eval import router
+    from lrt_bench.tools.findings import paired_bootstrap
 
     finite = sorted(scores)
     qs = sorted({finite[min(len(finite) - 1, int(q / 20 * len(finite)))] for q in range(21)})
@@ -107,7 +107,7 @@ def sweep_curve(latent_ok: list[float], latent_tok: list[float], think_ok: list[
 def cmd_router_sweep(args: argparse.Namespace) -> int:
     import json
 
-    from lrt_bench import router
+    from lrt_bench.eval import router
     from lrt_bench.io import atomic_write_json, atomic_write_text, check_writable_dir
     from lrt_bench.provenance import provenance
 
@@ -124,11 +124,11 @@ def cmd_router_sweep(args: argparse.Namespace) -> int:
 
     import torch
 
-    from lrt_bench.data import tiny_dir
-    from lrt_bench.generation import DecodeConfig, LatentLM
-    from lrt_bench.grading import grade_math
-    from lrt_bench.models import load_base
-    from lrt_bench.reasoner import load_reasoner
+    from lrt_bench.core.generation import DecodeConfig, LatentLM
+    from lrt_bench.core.models import load_base
+    from lrt_bench.core.reasoner import load_reasoner
+    from lrt_bench.eval.data import tiny_dir
+    from lrt_bench.eval.grading import grade_math
 
     base_id = str((world or tiny_dir()) / "base") if args.base == "tiny" else args.base
     base, tok = load_base(base_id, device=args.device, use_safetensors=True)

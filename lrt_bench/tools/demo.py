@@ -13,7 +13,7 @@
 6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
    against budget and against generated tokens, per method);
 7. writes OUT/FINDINGS.md: each of the paper's findings, its target, ours, the paired bootstrap 95%
-   interval of each difference, met or not (`lrt_bench.findings`).
+   interval of each difference, met or not (`lrt_bench.tools.findings`).
 
 --quick uses the quick world and fewer steps and problems: a smoke run of every path, whose numbers
 are not the study's.
@@ -77,7 +77,7 @@ def recipes_dir() -> Path:
 
 
 def _world_dir(args: argparse.Namespace) -> Path:
-    from lrt_bench.data import tiny_dir
+    from lrt_bench.eval.data import tiny_dir
 
     if args.world:
         return Path(args.world).expanduser()
@@ -116,7 +116,7 @@ def _untrained_reasoner(world: Path, out: Path) -> Path:
     """The SFT recipe's G_φ before any step (initialised from the base), saved so lm-eval can load it."""
     import torch
 
-    from lrt_bench.reasoner import save_reasoner
+    from lrt_bench.core.reasoner import save_reasoner
     from trainers.common import build_reasoner, load_base
     from trainers.config import SFTConfig
 
@@ -131,13 +131,13 @@ def _untrained_reasoner(world: Path, out: Path) -> Path:
 def run_demo(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from lrt_bench import leaderboard
-    from lrt_bench.evaluate import run_lm_eval
-    from lrt_bench.findings import render_findings, write_per_problem
+    from lrt_bench.eval.evaluate import run_lm_eval
     from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable_dir
     from lrt_bench.provenance import provenance
-    from lrt_bench.redundancy import run_redundancy
     from lrt_bench.tiny.build import build_tiny_world
+    from lrt_bench.tools import leaderboard
+    from lrt_bench.tools.findings import render_findings, write_per_problem
+    from lrt_bench.tools.redundancy import run_redundancy
 
     console = Console()
     plan = QUICK if args.quick else FULL

@@ -28,10 +28,10 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from lrt_bench import kv_cache, layout
+from lrt_bench.core import kv_cache, layout
+from lrt_bench.core.reasoner import ReasoningNetwork
+from lrt_bench.core.sampling import sample_next
 from lrt_bench.errors import LRTError
-from lrt_bench.reasoner import ReasoningNetwork
-from lrt_bench.sampling import sample_next
 
 # Per-row decode phases.
 REASON, FORCE, ANSWER, DONE = 0, 1, 2, 3
@@ -628,14 +628,14 @@ class LatentLM:
         self, prompts: Sequence[layout.Prompt], config: DecodeConfig, *, repeats: int = 1,
         threshold: float = -math.inf, score: str = "mean_logprob",
     ) -> list[Generation]:
-        """Latent first; samples whose confidence (`lrt_bench.router`) is below `threshold` are answered
+        """Latent first; samples whose confidence (`lrt_bench.eval.router`) is below `threshold` are answered
         again in think mode under the same budget. Both passes batch.
 
         Returns len(prompts) * repeats generations, grouped by prompt: the latent ones kept and the
         think ones that replaced the others. Each account records its `route`, its `router_score` and,
         for a replaced row, the latent answer's tokens (`first_pass_tokens`) and both passes' seconds.
         """
-        from lrt_bench import router
+        from lrt_bench.eval import router
 
         router.check_score(score, repeats)
         gens = self.generate(prompts, dataclasses.replace(config, mode="latent", score_answers=True), repeats=repeats)

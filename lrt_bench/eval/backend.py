@@ -26,13 +26,13 @@ from lm_eval.api.registry import model_registry
 from lm_eval.models.huggingface import HFLM
 from tqdm import tqdm
 
-from lrt_bench import layout
+from lrt_bench.core import layout
+from lrt_bench.core.generation import DecodeConfig, Generation, LatentLM, check_engine
+from lrt_bench.core.reasoner import load_reasoner, read_reasoner_meta
+from lrt_bench.core.sampling import SAMPLING_KEYS, resolve_sampling
 from lrt_bench.errors import LRTError, as_bool, as_number
-from lrt_bench.generation import DecodeConfig, Generation, LatentLM, check_engine
+from lrt_bench.eval.response import Response, account_dict
 from lrt_bench.io import METHOD_FILE
-from lrt_bench.reasoner import load_reasoner, read_reasoner_meta
-from lrt_bench.response import Response, account_dict
-from lrt_bench.sampling import SAMPLING_KEYS, resolve_sampling
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class LRTLM(HFLM):
         if mode in ("latent", "hybrid") and not reasoner:
             raise LRTError(f"mode={mode} needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
         if mode == "hybrid":
-            from lrt_bench import router
+            from lrt_bench.eval import router
 
             if router_threshold is None:
                 raise LRTError("mode=hybrid needs router_threshold=<τ> (answers scoring below it are re-asked in "

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
+from lrt_bench.core.layout import THINK_CLOSE, THINK_OPEN
 from lrt_bench.errors import LRTError
-from lrt_bench.layout import THINK_CLOSE, THINK_OPEN
 
 QWEN3_1P7B = dict(
     model_type="qwen3", vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=28,
@@ -90,7 +90,7 @@ def build(name: str, *, num_latents: int = 256, fusion: str = "concat", device: 
     """
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from lrt_bench.models import untrained_reasoner
+    from lrt_bench.core.models import untrained_reasoner
 
     if name not in BASES:
         raise LRTError(f"unknown real size {name!r}: use one of {', '.join(BASES)}")

@@ -25,8 +25,14 @@ import operator
 from collections.abc import Sequence
 from typing import Any
 
-from lrt_bench.grading import extract_choice, extract_math_answer, grade_math_many, majority_vote, pass_at_k
-from lrt_bench.response import ACCOUNT_FIELDS, account_of
+from lrt_bench.eval.grading import (
+    extract_choice,
+    extract_math_answer,
+    grade_math_many,
+    majority_vote,
+    pass_at_k,
+)
+from lrt_bench.eval.response import ACCOUNT_FIELDS, account_of
 
 LETTERS = "ABCDEFGHIJ"
 PASS_KS = (1, 4)

@@ -55,10 +55,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lrt_bench import layout
+from lrt_bench.core import layout
 from lrt_bench.errors import LRTError
+from lrt_bench.eval.response import account_dict
 from lrt_bench.io import check_writable_dir
-from lrt_bench.response import account_dict
 
 GRANULARITIES = ("token", "step")
 DEFAULT_PS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
@@ -250,7 +250,7 @@ def load_task(name: str) -> TaskSpec:
 
 def _score(task: Any, doc: dict, text: str, account: dict, metric: str | None) -> tuple[str, float]:
     """(metric name, value) from the task's own process_results for one greedy response."""
-    from lrt_bench.response import Response
+    from lrt_bench.eval.response import Response
 
     res = task.process_results(doc, [Response(text, account)])
     if metric is None:
@@ -294,8 +294,8 @@ def load_model(model: str, device: str | None = None, dtype: str | None = None):
     """A LatentLM over the base at `model` (directory, tiny world or hub id), in eval mode."""
     import torch
 
-    from lrt_bench.generation import LatentLM
-    from lrt_bench.models import load_base, resolve_dtype
+    from lrt_bench.core.generation import LatentLM
+    from lrt_bench.core.models import load_base, resolve_dtype
 
     src, _ = resolve_model(model)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -440,7 +440,7 @@ def run_redundancy(
         lm = load_model(model, device=device, dtype=dtype)
     label = model or getattr(lm.base, "name_or_path", "") or type(lm.base).__name__
     lm.check_mode("think")  # a tokenizer without </think> cannot write or close reasoning: say so now
-    from lrt_bench.generation import DecodeConfig
+    from lrt_bench.core.generation import DecodeConfig
 
     docs = spec.docs[:limit] if limit else spec.docs
     if not docs:

@@ -63,7 +63,7 @@ def scores(gens: Sequence[Any], repeats: int, score: str) -> list[float]:
         if any(v is None for v in out):
             raise LRTError("the latent pass did not score its answers: generate with score_answers=True")
         return [float(v) for v in out]
-    from lrt_bench.grading import extract_math_answer, math_equal
+    from lrt_bench.eval.grading import extract_math_answer, math_equal
 
     answers = [extract_math_answer(g.text) for g in gens]
     out = []
