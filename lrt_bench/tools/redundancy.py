@@ -342,6 +342,20 @@ def _progress(enabled: bool, console=None):
         yield p
 
 
+def _longest_first(lengths: list[int], batch_size: int, bar, label: str, run) -> list[Any]:
+    """`run(indices)` over batches of item indices, longest items first (less padding); results in item
+    order, with a progress task `label` on `bar` (if any)."""
+    out: list[Any] = [None] * len(lengths)
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    job = bar.add_task(label, total=len(lengths)) if bar else None
+    for idx in _batches(order, batch_size):
+        for i, g in zip(idx, run(idx)):
+            out[i] = g
+        if bar:
+            bar.advance(job, len(idx))
+    return out
+
+
 def _batches(order: list[int], size: int) -> Iterator[list[int]]:
     for i in range(0, len(order), size):
         yield order[i : i + size]
@@ -459,14 +473,8 @@ def run_redundancy(
 
     with _progress(progress, console) as bar:
         # 1. the full reasoning, greedy, in think mode (longest prompts first: less padding)
-        think_gens: list[Any] = [None] * len(docs)
-        order = sorted(range(len(docs)), key=lambda i: -len(head_ids[i]))
-        job = bar.add_task("think: full reasoning", total=len(docs)) if bar else None
-        for idx in _batches(order, batch_size):
-            for i, g in zip(idx, lm.generate([prompts[i] for i in idx], think_cfg)):
-                think_gens[i] = g
-            if bar:
-                bar.advance(job, len(idx))
+        think_gens = _longest_first([len(h) for h in head_ids], batch_size, bar, "think: full reasoning",
+                                    lambda idx: lm.generate([prompts[i] for i in idx], think_cfg))
         traj = [reasoning_ids(lm, g, close_id) for g in think_gens]
         think_scores = [_score(spec.task, d, g.text, account_dict(g.account), metric) for d, g in zip(docs, think_gens)]
         metric = think_scores[0][0]
@@ -493,14 +501,8 @@ def run_redundancy(
                     combos.append((i, gran, p, len(kept), full, unique[key]))
 
         # 3. answer from [X, R(p), close], greedy (identical prefixes, e.g. p = 0 of both, once)
-        answers: list[Any] = [None] * len(prefixes)
-        order = sorted(range(len(prefixes)), key=lambda j: -len(prefixes[j]))
-        job = bar.add_task("answer from R(p)", total=len(prefixes)) if bar else None
-        for idx in _batches(order, batch_size):
-            for j, g in zip(idx, lm.generate_from_text([prefixes[j] for j in idx], answer_cfg)):
-                answers[j] = g
-            if bar:
-                bar.advance(job, len(idx))
+        answers = _longest_first([len(x) for x in prefixes], batch_size, bar, "answer from R(p)",
+                                 lambda idx: lm.generate_from_text([prefixes[j] for j in idx], answer_cfg))
 
     # 4. grade and aggregate
     samples = []
