@@ -1,4 +1,4 @@
-"""Hybrid reasoning (lrt_bench/eval/router.py, LatentLM.generate_hybrid, mode=hybrid in the backend):
+"""Hybrid reasoning (lrt_bench/eval/router.py, router.generate_hybrid, mode=hybrid in the backend):
 the routing is a pure function of the scores, the extremes of τ are latent and think mode per
 document, the sweep's arithmetic, and bad router settings as one line each."""
 
@@ -100,8 +100,8 @@ def test_hybrid_extremes_are_latent_and_think_per_document(lm, problems):
     cfg = DecodeConfig(max_gen_toks=48)
     latent = lm.generate(problems, DecodeConfig(mode="latent", max_gen_toks=48))
     think = lm.generate(problems, DecodeConfig(mode="think", max_gen_toks=48))
-    never = lm.generate_hybrid(problems, cfg, threshold=-math.inf)
-    always = lm.generate_hybrid(problems, cfg, threshold=math.inf)
+    never = router.generate_hybrid(lm, problems, cfg, threshold=-math.inf)
+    always = router.generate_hybrid(lm, problems, cfg, threshold=math.inf)
     assert _same(never, latent) and {g.account.route for g in never} == {"latent"}
     assert _same(always, think) and {g.account.route for g in always} == {"think"}
     for h, lat in zip(always, never):  # a re-asked row pays for both passes
@@ -114,11 +114,11 @@ def test_hybrid_extremes_are_latent_and_think_per_document(lm, problems):
 @pytest.mark.slow
 def test_hybrid_in_between_routes_by_score(lm, problems):
     cfg = DecodeConfig(max_gen_toks=48)
-    never = lm.generate_hybrid(problems, cfg, threshold=-math.inf)
+    never = router.generate_hybrid(lm, problems, cfg, threshold=-math.inf)
     scores = [g.account.router_score for g in never]
     assert all(s is not None and s <= 0 for s in scores)
     tau = sorted(scores)[len(scores) // 2]  # the median: some rows each way
-    mixed = lm.generate_hybrid(problems, cfg, threshold=tau)
+    mixed = router.generate_hybrid(lm, problems, cfg, threshold=tau)
     think = lm.generate(problems, DecodeConfig(mode="think", max_gen_toks=48))
     for g, s, lat, th in zip(mixed, scores, never, think):
         assert g.account.route == ("think" if s < tau else "latent")

@@ -624,38 +624,6 @@ class LatentLM:
         return self._finish(gens, tm, t0, t3)
 
     @torch.no_grad()
-    def generate_hybrid(
-        self, prompts: Sequence[layout.Prompt], config: DecodeConfig, *, repeats: int = 1,
-        threshold: float = -math.inf, score: str = "mean_logprob",
-    ) -> list[Generation]:
-        """Latent first; samples whose confidence (`lrt_bench.eval.router`) is below `threshold` are answered
-        again in think mode under the same budget. Both passes batch.
-
-        Returns len(prompts) * repeats generations, grouped by prompt: the latent ones kept and the
-        think ones that replaced the others. Each account records its `route`, its `router_score` and,
-        for a replaced row, the latent answer's tokens (`first_pass_tokens`) and both passes' seconds.
-        """
-        from lrt_bench.eval import router
-
-        router.check_score(score, repeats)
-        gens = self.generate(prompts, dataclasses.replace(config, mode="latent", score_answers=True), repeats=repeats)
-        row_scores = router.scores(gens, repeats, score)
-        redo = [i for i, r in enumerate(router.route(row_scores, threshold)) if r]
-        for g, sc in zip(gens, row_scores):
-            g.account.route, g.account.router_score = "latent", sc
-        if redo:
-            again = self.generate([prompts[i // repeats] for i in redo],
-                                  dataclasses.replace(config, mode="think", score_answers=False))
-            for i, g in zip(redo, again):
-                first = gens[i].account
-                g.account.route, g.account.router_score = "think", first.router_score
-                g.account.first_pass_tokens = first.generated_tokens
-                g.account.latents = first.latents
-                g.account.seconds += first.seconds
-                gens[i] = g
-        return gens
-
-    @torch.no_grad()
     def generate_from_text(
         self, prefixes: Sequence[str | Sequence[int]], config: DecodeConfig | None = None
     ) -> list[Generation]:

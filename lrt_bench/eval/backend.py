@@ -31,6 +31,7 @@ from lrt_bench.core.generation import DecodeConfig, Generation, LatentLM, check_
 from lrt_bench.core.reasoner import load_reasoner, read_reasoner_meta
 from lrt_bench.core.sampling import SAMPLING_KEYS, resolve_sampling
 from lrt_bench.errors import LRTError, as_bool, as_number
+from lrt_bench.eval import router
 from lrt_bench.eval.response import Response, account_dict
 from lrt_bench.io import METHOD_FILE
 
@@ -118,8 +119,6 @@ class LRTLM(HFLM):
         if mode in ("latent", "hybrid") and not reasoner:
             raise LRTError(f"mode={mode} needs a reasoner: add reasoner=<checkpoint dir> to --model_args")
         if mode == "hybrid":
-            from lrt_bench.eval import router
-
             if router_threshold is None:
                 raise LRTError("mode=hybrid needs router_threshold=<τ> (answers scoring below it are re-asked in "
                                "think mode; `lrt-bench router-sweep` measures the curve over τ)")
@@ -319,8 +318,8 @@ class LRTLM(HFLM):
             if self.router_score == "agreement" and repeats < 2:
                 raise LRTError("router_score=agreement needs sampled repeats (a task with repeats >= 2 and "
                                "temperature > 0); use mean_logprob or min_logprob")
-            return self.lrt.generate_hybrid(prompts, cfg, repeats=repeats, threshold=self.router_threshold,
-                                            score=self.router_score)
+            return router.generate_hybrid(self.lrt, prompts, cfg, repeats=repeats, threshold=self.router_threshold,
+                                          score=self.router_score)
         return self.lrt.generate(prompts, cfg, repeats=repeats)
 
     @staticmethod

@@ -9,16 +9,24 @@ A latent answer's confidence is one number per sample (`score`):
 
 A sample whose score is below the threshold τ is re-asked (`route`); τ = −inf keeps every latent
 answer, τ = +inf re-asks every one. The routing is a pure function of the scores, so a sweep over τ
-needs one latent and one think run, not one run per τ (`lrt-bench router-sweep`).
+needs one latent and one think run, not one run per τ (`lrt-bench router-sweep`). `generate_hybrid`
+runs both passes on a `LatentLM`; it lives here, not on the model, because the agreement score grades
+answers (eval's grading), and core imports nothing from eval.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
+from lrt_bench.core import layout
+from lrt_bench.core.generation import DecodeConfig, Generation, LatentLM
 from lrt_bench.errors import LRTError
+from lrt_bench.eval.grading import extract_math_answer, math_equal
 
 # score -> (lowest, highest) value it can take
 SCORES: dict[str, tuple[float, float]] = {
@@ -63,8 +71,6 @@ def scores(gens: Sequence[Any], repeats: int, score: str) -> list[float]:
         if any(v is None for v in out):
             raise LRTError("the latent pass did not score its answers: generate with score_answers=True")
         return [float(v) for v in out]
-    from lrt_bench.eval.grading import extract_math_answer, math_equal
-
     answers = [extract_math_answer(g.text) for g in gens]
     out = []
     for i, a in enumerate(answers):
@@ -101,3 +107,34 @@ def sweep(latent_correct: Sequence[float], latent_tokens: Sequence[float], think
         tok = sum(lt + (tt if r else 0.0) for r, lt, tt in zip(redo, latent_tokens, think_tokens)) / n
         out.append({"threshold": tau, "accuracy": acc, "mean_generated_tokens": tok, "rerouted": sum(redo) / n})
     return out
+
+
+@torch.no_grad()
+def generate_hybrid(
+    lm: LatentLM, prompts: Sequence[layout.Prompt], config: DecodeConfig, *, repeats: int = 1,
+    threshold: float = -math.inf, score: str = "mean_logprob",
+) -> list[Generation]:
+    """Latent first; samples whose confidence (`score`) is below `threshold` are answered again in think
+    mode under the same budget. Both passes batch.
+
+    Returns len(prompts) * repeats generations, grouped by prompt: the latent ones kept and the think
+    ones that replaced the others. Each account records its `route`, its `router_score` and, for a
+    replaced row, the latent answer's tokens (`first_pass_tokens`) and both passes' seconds.
+    """
+    check_score(score, repeats)
+    gens = lm.generate(prompts, dataclasses.replace(config, mode="latent", score_answers=True), repeats=repeats)
+    row_scores = scores(gens, repeats, score)
+    redo = [i for i, r in enumerate(route(row_scores, threshold)) if r]
+    for g, sc in zip(gens, row_scores):
+        g.account.route, g.account.router_score = "latent", sc
+    if redo:
+        again = lm.generate([prompts[i // repeats] for i in redo],
+                            dataclasses.replace(config, mode="think", score_answers=False))
+        for i, g in zip(redo, again):
+            first = gens[i].account
+            g.account.route, g.account.router_score = "think", first.router_score
+            g.account.first_pass_tokens = first.generated_tokens
+            g.account.latents = first.latents
+            g.account.seconds += first.seconds
+            gens[i] = g
+    return gens
