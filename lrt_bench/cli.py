@@ -2,10 +2,10 @@
 
     lrt-bench demo [--quick] [--out DIR]          the whole study on the tiny world, offline
     lrt-bench tiny build [--out DIR] [--quick] [--seed N] [--force]
-    lrt-bench compare [--world DIR] [--reasoner DIR] [--budget N] [--limit N] [--modes think,nothink,latent]
     lrt-bench leaderboard [PATH ...] [--paper] [--markdown FILE] [--csv FILE] [--plot FILE.png]
-    lrt-bench bench [--real-size qwen3-1.7b] [--reasoner DIR] [--vs-hf]
+    lrt-bench bench [--real-size qwen3-1.7b] [--reasoner DIR] [--vs-hf]   think vs nothink vs latent
     lrt-bench redundancy --model DIR|ID --task TASK [--p 0,0.1,...] [--granularity token,step]
+    lrt-bench router-sweep --reasoner DIR --points CSV --out DIR
 
 Errors in the user's input print one line (`lrt-bench: error: ...`) and exit with status 2.
 """
@@ -53,77 +53,6 @@ def cmd_tiny_build(args: argparse.Namespace) -> int:
     return 0
 
 
-# ------------------------------------------------------------------------------------------ compare
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    """Think vs nothink vs latent on the tiny world's eval split, greedy, one equal budget."""
-    import torch
-    from rich.progress import Progress
-    from rich.table import Table
-
-    from lrt_bench.core.generation import DecodeConfig, LatentLM
-    from lrt_bench.core.models import load_base, untrained_reasoner
-    from lrt_bench.core.reasoner import load_reasoner
-    from lrt_bench.eval.grading import grade_math
-    from lrt_bench.io import read_jsonl
-
-    world = Path(args.world) if args.world else default_tiny_dir()
-    if not (world / "world.json").is_file():
-        raise LRTError(f"no tiny world at {world}: run `lrt-bench tiny build --out {world}` first")
-    torch.manual_seed(args.seed)
-    base, tok = load_base(world / "base", device="cpu")
-    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
-    latent_label = "latent"
-    net = None
-    if "latent" in modes:
-        if args.reasoner:
-            net, meta = load_reasoner(args.reasoner, base)
-            latent_label = f"latent (G_φ step {meta.step})"
-        else:
-            # No trained reasoner yet: show the pipeline with a randomly initialised G_φ, and say so.
-            net = untrained_reasoner(base, world / "backbone" / "config.json", num_latents=args.num_latents).eval()
-            latent_label = "latent (untrained G_φ)"
-    lm = LatentLM(base, tok, net)
-    rows = read_jsonl(world / "data" / "eval.jsonl")[: args.limit or None]
-    results = []
-    with Progress(transient=True) as progress:
-        for mode in modes:
-            cfg = DecodeConfig(mode=mode, max_gen_toks=args.budget, answer_allowance=args.answer_allowance)
-            task = progress.add_task(f"{mode}", total=len(rows))
-            gens = []
-            for i in range(0, len(rows), args.batch_size):
-                chunk = rows[i : i + args.batch_size]
-                gens += lm.generate([r["problem"] for r in chunk], cfg)
-                progress.advance(task, len(chunk))
-            correct = sum(grade_math(g.text, r["answer"]) for g, r in zip(gens, rows))
-            n = len(gens)
-            results.append(
-                {
-                    "method": latent_label if mode == "latent" else mode,
-                    "accuracy": correct / n,
-                    "reasoning_tokens": sum(g.account.reasoning_tokens for g in gens) / n,
-                    "answer_tokens": sum(g.account.answer_tokens for g in gens) / n,
-                    "latents": gens[0].account.latents,
-                    "seconds": sum(g.account.seconds for g in gens) / n,
-                }
-            )
-    table = Table(title=f"tiny world, {len(rows)} problems, greedy, budget {args.budget} tokens")
-    for col in ("method", "accuracy", "reasoning tok", "answer tok", "latents", "ms/sample"):
-        table.add_column(col, justify="left" if col == "method" else "right")
-    for r in results:
-        table.add_row(
-            r["method"], f"{100 * r['accuracy']:.1f}%", f"{r['reasoning_tokens']:.1f}",
-            f"{r['answer_tokens']:.1f}", str(r["latents"]), f"{1000 * r['seconds']:.1f}",
-        )
-    _console().print(table)
-    if args.json:
-        from lrt_bench.io import atomic_write_json
-
-        atomic_write_json(args.json, {"world": str(world), "budget": args.budget, "results": results})
-    return 0
-
-
 # -------------------------------------------------------------------------------------------- main
 
 
@@ -150,19 +79,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--force", action="store_true", help="rebuild even if a matching world exists")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_tiny_build)
-
-    c = sub.add_parser("compare", help="think vs nothink vs latent on the tiny world at one budget")
-    c.add_argument("--world", help="tiny world directory (default: $LRT_TINY_DIR or ~/.cache/lrt-bench/tiny)")
-    c.add_argument("--reasoner", help="reasoner checkpoint dir (default: an untrained G_φ, labelled so)")
-    c.add_argument("--budget", type=int, default=256, help="max_gen_toks for every mode")
-    c.add_argument("--answer-allowance", type=int, default=32)
-    c.add_argument("--limit", type=int, default=0, help="first N eval problems (0 = all)")
-    c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--modes", default="think,nothink,latent")
-    c.add_argument("--num-latents", type=int, default=16, help="latents of the untrained G_φ")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--json", help="also write the results to this JSON file")
-    c.set_defaults(func=cmd_compare)
 
     # Subcommands that own a module each; importing them loads no torch / lm_eval.
     from lrt_bench.tools import bench, demo, leaderboard, redundancy, router_sweep

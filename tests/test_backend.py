@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from conftest import backbone_config
@@ -77,22 +76,21 @@ GREEDY = {"do_sample": False, "temperature": 0, "max_gen_toks": 160}
 # Parity with lm-eval's stock `hf` backend. The tiny tokenizer's chat template, like Qwen3's, does not
 # write `<think>` in the generation prompt, and the lrt backend's think mode appends `<think>\n` itself
 # (docs/design.md §4.1). So both backends run with the same flags on the parity task, `lrt_tiny` with the assistant
-# turn opened by `<think>\n` (lm-eval's gen_prefix, bench/tasks/lrt_tiny_parity.yaml), and hf sees the
+# turn opened by `<think>\n` (lm-eval's gen_prefix, tasks/lrt_tiny/lrt_tiny_parity.yaml), and hf sees the
 # tokens lrt sees (lrt takes a rendered prompt that ends in `<think>\n` as it is):
 #   lm_eval --model hf  --model_args pretrained=$LRT_TINY_DIR/base \
-#       --include_path bench/tasks --tasks lrt_tiny_parity --apply_chat_template \
+#       --tasks lrt_tiny_parity --apply_chat_template \
 #       --gen_kwargs do_sample=false,temperature=0,max_gen_toks=160 --batch_size 8 --limit 16 --device cpu
 #   lm_eval --model lrt --model_args pretrained=$LRT_TINY_DIR/base,mode=think  (the same flags)
-PARITY_TASKS = Path(__file__).resolve().parents[1] / "bench" / "tasks"
 
 
 @pytest.mark.slow
 def test_think_parity_with_hf(tiny_world):
     """`lrt` in think mode gives `hf`'s per-document results, with the same flags on lrt_tiny_parity."""
-    from lm_eval.tasks import TaskManager
+    from lrt_bench.eval.evaluate import task_manager
 
     base = tiny_world / "base"
-    same = dict(gen_kwargs=GREEDY, apply_chat_template=True, task_manager=TaskManager(include_path=str(PARITY_TASKS)))
+    same = dict(gen_kwargs=GREEDY, apply_chat_template=True, task_manager=task_manager())
     ours = evaluate("lrt", f"pretrained={base},mode=think,device=cpu,batch_size=8", ["lrt_tiny_parity"], 16,
                     tiny_world, **same)
     ref = evaluate("hf", f"pretrained={base},device=cpu,batch_size=8", ["lrt_tiny_parity"], 16, tiny_world, **same)

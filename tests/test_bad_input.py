@@ -246,10 +246,12 @@ CASES = [
          "is a file", unchanged=lambda c: _write(c.tmp, "afile4", "keep me")),
     Case("bench-device-tpu", cli("bench", "--device", "tpu", "--out-dir", "{c.tmp}/bench"), "is not a torch device",
          out=lambda c: c.tmp / "bench"),
-    Case("compare-reasoner-custom-code", cli("compare", "--world", "{c.world}", "--reasoner", "{c.tmp}/crafted/evil",
-                                             "--limit", "1"), "transformers does not ship"),
-    Case("compare-reasoner-flipped", cli("compare", "--world", "{c.world}", "--reasoner", "{c.tmp}/crafted/flip",
-                                         "--limit", "1"), "does not match the SHA-256"),
+    Case("bench-reasoner-custom-code", cli("bench", "--world", "{c.world}", "--reasoner", "{c.tmp}/crafted/evil",
+                                           "--problems", "1", "--out-dir", "{c.tmp}/bench_evil"),
+         "transformers does not ship", out=lambda c: c.tmp / "bench_evil"),
+    Case("bench-reasoner-flipped", cli("bench", "--world", "{c.world}", "--reasoner", "{c.tmp}/crafted/flip",
+                                       "--problems", "1", "--out-dir", "{c.tmp}/bench_flip"),
+         "does not match the SHA-256", out=lambda c: c.tmp / "bench_flip"),
 ]
 
 

@@ -240,7 +240,7 @@ def test_forced_close_in_one_forward_decodes_the_same(world, cfg):
         lm = LatentLM(base, tok, net)
         lm.prefill_forced = fast
         calls = []
-        hook = base.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+        hook = base.model.layers[0].register_forward_hook(lambda *a, calls=calls: calls.append(1))
         try:
             gens = lm.generate(prompts, DecodeConfig(**cfg), repeats=2)
         finally:
@@ -266,7 +266,7 @@ def test_forced_close_is_per_step_while_a_row_answers(world):
     for fast in (True, False):
         lm.prefill_forced = fast
         calls = []
-        hook = base.model.layers[0].register_forward_hook(lambda *a: calls.append(1))
+        hook = base.model.layers[0].register_forward_hook(lambda *a, calls=calls: calls.append(1))
         try:
             gens = lm.generate(prompts, cfg)
         finally:

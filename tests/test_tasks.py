@@ -38,6 +38,8 @@ LSAT = ["lrt_lsat_ar", "lrt_lsat_lr", "lrt_lsat_rc"]
 METRICS = ["pass@1", "pass@4", "maj@4", *ACCOUNT_FIELDS]
 # Variants with more samples per problem: task -> repeats (tasks/lrt_amc/lrt_amc23_r*.yaml).
 REPEAT_VARIANTS = {"lrt_amc23_r16": 16, "lrt_amc23_r40": 40}
+# lrt_tiny with the assistant turn opened by "<think>\n", for parity with --model hf (test_backend.py).
+PARITY_TASK = "lrt_tiny_parity"
 
 TINY_ROWS = [
     {"id": "eval-000000", "problem": "Compute 12+5.", "answer": "17", "steps": 1, "reasoning": "12+5=17\n"},
@@ -92,7 +94,7 @@ def test_every_yaml_is_indexed(tm):
     names = {n for n in tm.all_tasks if n.startswith("lrt_")}
     expected = {f"{t}{_suffix(b)}" for t in BASE_TASKS for b in BUDGETS}
     expected |= {f"{g}{_suffix(b)}" for g in ("lrt_suite", "lrt_lsat") for b in BUDGETS}
-    expected |= set(REPEAT_VARIANTS)
+    expected |= set(REPEAT_VARIANTS) | {PARITY_TASK}
     assert names == expected
     yamls = [p for p in TASKS_DIR.rglob("*.yaml") if p.name != "_lrt_defaults.yaml"]
     assert len(yamls) == len(expected)
