@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 
@@ -67,6 +68,31 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     assert timing["quick"] is True and timing["seconds"]["total"] > 0
     assert timing["world_code_version"] and timing["provenance"]["packages"]["torch"]
     assert not [r for r in timing["reused"] if not r.startswith("world")]
+    # the demo ran the documented commands: commands.sh lists each stage's; a training command parses to the
+    # config that run saved, and a recorded lm_eval command, run as it is, gives the demo's samples
+    commands = timing["commands"]
+    assert (out / "commands.sh").read_text().splitlines()[3:] == commands
+    kinds = [c.split()[:3] for c in commands]
+    assert kinds.count(["python", "-m", "trainers.sft"]) == 1 and kinds.count(["python", "-m", "trainers.grpo"]) == 3
+    assert sum(c.startswith("lm_eval --model lrt ") for c in commands) == len(results)
+    from trainers.common import parse_cli
+    from trainers.config import SFTConfig
+
+    sft_argv = shlex.split(next(c for c in commands if c.startswith("python -m trainers.sft ")))[3:]
+    saved = json.loads((out / "train" / "sft" / "config.json").read_text())
+    assert json.loads(json.dumps(parse_cli(SFTConfig, sft_argv, "sft").to_dict())) == saved
+    cell = out / "results" / "b16" / "nothink"
+    (command,) = [c for c in commands if f"--output_path {cell}" in c]
+    argv = shlex.split(command.replace(str(cell), str(tmp_path / "again")))
+    r3 = subprocess.run([sys.executable, "-m", "lm_eval", *argv[1:]], capture_output=True, text=True, env=demo_env,
+                        timeout=600)
+    assert r3.returncode == 0, r3.stderr[-3000:]
+
+    def responses(where):
+        (f,) = where.rglob("samples_lrt_tiny_*.jsonl")
+        return [(s["doc_id"], s["resps"], s["pass@1"]) for s in map(json.loads, f.read_text().splitlines())]
+
+    assert responses(tmp_path / "again") == responses(cell)
     # the findings: every paper finding with its target, ours and a verdict
     from lrt_bench.tools.findings import render_findings
 

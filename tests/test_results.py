@@ -73,4 +73,4 @@ def test_findings_command_rewrites_findings(tmp_path):
     assert (out / "FINDINGS.md").read_text() == render_findings(out) == r.stdout
     r = subprocess.run([sys.executable, "-m", "lrt_bench.tools.findings", str(tmp_path)], capture_output=True, text=True,
                        timeout=120)
-    assert r.returncode == 2 and "has no per_problem.json" in r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and "has neither per_problem.json nor sample logs" in r.stderr.strip().splitlines()[-1]

@@ -28,6 +28,34 @@ def model_args_string(args: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items() if v is not None)
 
 
+def lm_eval_command(
+    model_args: dict[str, Any],
+    tasks: list[str],
+    output_path: str | Path,
+    *,
+    model: str = "lrt",
+    gen_kwargs: dict[str, Any] | None = None,
+    limit: int | float | None = None,
+    batch_size: int = 32,
+    log_samples: bool = True,
+    seed: int = 0,
+    device: str = "cpu",
+) -> list[str]:
+    """The `lm_eval` command line that evaluates as `run_lm_eval` with the same arguments does.
+
+    The CLI's one difference: it also indexes lm-eval's built-in tasks (slow, same results).
+    tests/test_demo.py runs one such command and compares its samples with the in-process run's.
+    """
+    argv = ["lm_eval", "--model", model, "--model_args", model_args_string(model_args), "--tasks", ",".join(tasks),
+            "--batch_size", str(batch_size), "--device", device, "--seed", ",".join([str(seed)] * 4),
+            "--output_path", str(output_path)]
+    if gen_kwargs:
+        argv += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in gen_kwargs.items())]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    return argv + (["--log_samples"] if log_samples else [])
+
+
 def run_lm_eval(
     model_args: dict[str, Any],
     tasks: list[str],

@@ -9,7 +9,12 @@
    `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (16, 64, 512 tokens for think, NoThinking
    and LRT; the smallest and largest for the baselines; --quick: 16 and 512);
 4. runs the redundancy analysis on the base;
-5. writes every lm-eval result, training log and plot under --out;
+5. writes every lm-eval result, training log and plot under --out, and OUT/commands.sh: the documented
+   command of every stage it ran (`python -m trainers.sft --config ...`, `lm_eval --model lrt ...`,
+   `lrt-bench redundancy ...`). The trainers run in-process through their command-line entry point
+   (`trainers.common.run_main`, the same argv); lm-eval runs in-process with the command's arguments,
+   because its CLI would index its thousands of built-in tasks again for each of the ~20 evaluations
+   (tests/test_demo.py runs a recorded lm_eval command and gets the demo's samples);
 6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
    against budget and against generated tokens, per method);
 7. writes OUT/FINDINGS.md: each of the paper's findings, its target, ours, the paired bootstrap 95%
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -85,31 +91,39 @@ def _world_dir(args: argparse.Namespace) -> Path:
     return base.with_name(base.name + "-quick") if args.quick else base
 
 
-def _train(kind: str, recipe: str, overrides: dict[str, Any], console) -> Path:
-    """Run one trainer in-process from its tiny recipe (overrides as on the command line).
+def _shown(path: Path) -> str:
+    """A path as a command shows it: relative to the working directory when it lies inside it."""
+    p = Path(path).resolve()
+    return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
+
+
+def _train(kind: str, recipe: str, overrides: dict[str, Any], console, commands: list[str]) -> Path:
+    """Run `python -m trainers.<kind> --config <tiny recipe> --key value ...` in-process: the trainer's
+    command-line entry point with that argv, recorded in `commands`.
 
     A stage whose output is complete (train_summary.json is written last) is reused, so an
     interrupted demo picks up where it stopped; --overwrite starts afresh.
     """
+    from lrt_bench.errors import LRTError
+    from trainers import grpo, sft
+    from trainers.common import run_main
     from trainers.config import GRPOConfig, SFTConfig
 
-    done = Path(overrides["output_dir"]) / "train_summary.json"
-    if done.is_file():
-        console.print(f"[dim]reusing {done.parent} (finished earlier; --overwrite retrains)")
-        return done.parent
-    overrides = {"overwrite": True, **overrides}
+    prog = f"python -m trainers.{kind}"
+    argv = ["--config", _shown(recipes_dir() / recipe),
+            *[a for k, v in overrides.items() for a in (f"--{k}", str(v))], "--overwrite"]
+    command = shlex.join([*prog.split(), *argv])
+    commands.append(command)
+    out = Path(overrides["output_dir"])
+    if (out / "train_summary.json").is_file():
+        console.print(f"[dim]reusing {out} (finished earlier; --overwrite retrains)")
+        return out
     console.rule(f"[bold]train: {recipe}")
-    if kind == "sft":
-        from trainers import sft
-
-        cfg = SFTConfig.load(recipes_dir() / recipe, overrides)
-        sft.main(cfg)
-    else:
-        from trainers import grpo
-
-        cfg = GRPOConfig.load(recipes_dir() / recipe, overrides)
-        grpo.main(cfg)
-    return Path(cfg.output_dir)
+    module, cls = (sft, SFTConfig) if kind == "sft" else (grpo, GRPOConfig)
+    rc = run_main(module.main, cls, prog, argv)
+    if rc != 0 or not (out / "train_summary.json").is_file():
+        raise LRTError(f"training stopped (exit {rc}, its error is above): rerun `{command}` to see it alone")
+    return out
 
 
 def _untrained_reasoner(world: Path, out: Path) -> Path:
@@ -129,14 +143,15 @@ def _untrained_reasoner(world: Path, out: Path) -> Path:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    import torch
     from rich.console import Console
 
-    from lrt_bench.eval.evaluate import run_lm_eval
+    from lrt_bench.eval.evaluate import lm_eval_command, run_lm_eval
     from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable_dir
     from lrt_bench.provenance import provenance
     from lrt_bench.tiny.build import build_tiny_world
     from lrt_bench.tools import leaderboard
-    from lrt_bench.tools.findings import render_findings, write_per_problem
+    from lrt_bench.tools.findings import write_findings
     from lrt_bench.tools.redundancy import run_redundancy
 
     console = Console()
@@ -161,36 +176,41 @@ def run_demo(args: argparse.Namespace) -> int:
         shutil.rmtree(out)
     reused += [f"train/{d.parent.name}" for d in sorted((out / "train").glob("*/train_summary.json"))]
     train = out / "train"
+    commands: list[str] = []  # every stage's documented command, in order (OUT/commands.sh)
 
     # 2. training: LRT (SFT then GRPO from the SFT reasoner), then the two explicit baselines
     def steps(n: int | None) -> dict[str, Any]:
         return {} if n is None else {"max_steps": n, "warmup_steps": 0, "save_steps": 0,
                                      "eval_steps": 0, "logging_steps": max(1, n // 10)}
 
+    def trained(kind: str, recipe: str, overrides: dict[str, Any]) -> Path:
+        return _train(kind, recipe, overrides, console, commands)
+
     t = time.perf_counter()
     untrained = train / "untrained" / "reasoner"
     if not untrained.is_dir():
         _untrained_reasoner(world, train / "untrained")
-    sft_dir = _train("sft", "sft.yaml", {"output_dir": str(train / "sft"), **steps(plan.sft_steps)}, console)
-    grpo_dir = _train("grpo", "grpo.yaml", {"output_dir": str(train / "grpo"), "reasoner": str(sft_dir / "reasoner"),
-                                            **steps(plan.grpo_steps)}, console)
+    sft_dir = trained("sft", "sft.yaml", {"output_dir": _shown(train / "sft"), **steps(plan.sft_steps)})
+    grpo_dir = trained("grpo", "grpo.yaml", {"output_dir": _shown(train / "grpo"),
+                                             "reasoner": _shown(sft_dir / "reasoner"), **steps(plan.grpo_steps)})
     baselines = {}
     for name in ("shorterbetter", "lcr1"):
         if (recipes_dir() / f"{name}.yaml").is_file():
-            d = _train("grpo", f"{name}.yaml", {"output_dir": str(train / name), **steps(plan.baseline_steps)}, console)
+            d = trained("grpo", f"{name}.yaml", {"output_dir": _shown(train / name), **steps(plan.baseline_steps)})
             baselines[name] = d / "model"
     timings["train"] = time.perf_counter() - t
 
     # 3. evaluation through the lrt backend, every method at every budget
     t = time.perf_counter()
-    base = str(world / "base")
+    base = _shown(world / "base")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     methods: dict[str, dict[str, Any]] = {
         "think": {"pretrained": base, "mode": "think"},
         "nothink": {"pretrained": base, "mode": "nothink"},
-        "lrt-untrained": {"pretrained": base, "mode": "latent", "reasoner": untrained},
-        "lrt-sft": {"pretrained": base, "mode": "latent", "reasoner": sft_dir / "reasoner"},
-        "lrt": {"pretrained": base, "mode": "latent", "reasoner": grpo_dir / "reasoner"},
-        **{name: {"pretrained": d, "mode": "think"} for name, d in baselines.items()},
+        "lrt-untrained": {"pretrained": base, "mode": "latent", "reasoner": _shown(untrained)},
+        "lrt-sft": {"pretrained": base, "mode": "latent", "reasoner": _shown(sft_dir / "reasoner")},
+        "lrt": {"pretrained": base, "mode": "latent", "reasoner": _shown(grpo_dir / "reasoner")},
+        **{name: {"pretrained": _shown(d), "mode": "think"} for name, d in baselines.items()},
     }
     results_dir = out / "results"
     for budget in plan.budgets:
@@ -198,18 +218,22 @@ def run_demo(args: argparse.Namespace) -> int:
             if not plan.quick and budget not in budgets_of(name, plan.budgets):
                 continue
             where = results_dir / f"b{budget}" / name
+            how = dict(gen_kwargs={"max_gen_toks": budget}, limit=plan.eval_limit, batch_size=EVAL_BATCH_SIZE,
+                       device=device)
+            commands.append(shlex.join(lm_eval_command(margs, ["lrt_tiny"], _shown(where), **how)))
             if any(where.rglob("results_*.json")):
                 console.print(f"[dim]reusing {where}")
                 reused.append(f"results/b{budget}/{name}")
                 continue
             console.rule(f"[bold]evaluate: {name}, budget {budget}")
-            run_lm_eval(margs, ["lrt_tiny"], where, limit=plan.eval_limit,
-                        gen_kwargs={"max_gen_toks": budget}, batch_size=EVAL_BATCH_SIZE)
+            run_lm_eval(margs, ["lrt_tiny"], where, **how)
     timings["evaluate"] = time.perf_counter() - t
 
     # 4. redundancy of the base's own traces
     t = time.perf_counter()
     console.rule("[bold]redundancy analysis")
+    commands.append(shlex.join(["lrt-bench", "redundancy", "--model", _shown(world), "--task", "lrt_tiny",
+                                "--limit", str(plan.redundancy_limit), "--out", _shown(out / "redundancy")]))
     run_redundancy(model=str(world), task="lrt_tiny", limit=plan.redundancy_limit, out=out / "redundancy",
                    console=console)
     timings["redundancy"] = time.perf_counter() - t
@@ -223,16 +247,17 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_bytes(out / "leaderboard.png", leaderboard.plot_png(rows))
     console.print(leaderboard.render_rich(rows, notes=notes))
     timings["total"] = time.perf_counter() - t0
+    commands.append(shlex.join(["python", "-m", "lrt_bench.tools.findings", _shown(out)]))
+    atomic_write_text(out / "commands.sh", "#!/usr/bin/env bash\n# The documented command of every stage of this "
+                      "demo run, in order (the leaderboard and the untrained G_φ are written by the demo itself).\n"
+                      "set -euo pipefail\n" + "".join(c + "\n" for c in commands))
     world_meta = json.loads((world / "world.json").read_text())
     atomic_write_json(out / "demo.json", {
         "quick": plan.quick, "world": str(world), "plan": plan.__dict__,
         "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
-        "reused": reused, "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
+        "reused": reused, "commands": commands, "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
     # 7. the paper's findings against their targets, with paired intervals
-    write_per_problem(out)
-    text = render_findings(out)
-    atomic_write_text(out / "FINDINGS.md", text)
-    console.print(text)
+    console.print(write_findings(out))
     console.print(f"demo done in {timings['total'] / 60:.1f} min: results, logs and plots under {out}")
     return 0
 

@@ -294,22 +294,30 @@ def readme_summary(out: str | Path) -> str:
     return " ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """`python -m lrt_bench.tools.findings OUT`: rewrite OUT/FINDINGS.md from OUT's files, e.g. after
-    `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it."""
-    import argparse
-
+def write_findings(out: str | Path) -> str:
+    """OUT/per_problem.json (from the sample logs, `write_per_problem`), then OUT/FINDINGS.md; returns
+    the findings' text. The demo's last stage, and `python -m lrt_bench.tools.findings OUT`."""
     from lrt_bench.io import atomic_write_text
 
+    write_per_problem(out)
+    text = render_findings(out)
+    atomic_write_text(Path(out) / "FINDINGS.md", text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m lrt_bench.tools.findings OUT`: rewrite OUT/per_problem.json and OUT/FINDINGS.md from
+    OUT's files, e.g. after `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it."""
+    import argparse
+
     p = argparse.ArgumentParser(prog="python -m lrt_bench.tools.findings", description=main.__doc__.split("\n")[0])
-    p.add_argument("out", help="a demo's output directory (with per_problem.json and demo.json)")
+    p.add_argument("out", help="a demo's output directory (with results/ or per_problem.json, and demo.json)")
     args = p.parse_args(argv)
     out = Path(args.out)
-    if not (out / PER_PROBLEM).is_file():
-        p.error(f"{out} has no {PER_PROBLEM}: pass the --out directory of a finished `lrt-bench demo`")
-    text = render_findings(out)
-    atomic_write_text(out / "FINDINGS.md", text)
-    print(text, end="")
+    if not (out / PER_PROBLEM).is_file() and not any((out / "results").glob("b*/*/**/samples_*.jsonl")):
+        p.error(f"{out} has neither {PER_PROBLEM} nor sample logs under results/: pass the --out directory of a "
+                "finished `lrt-bench demo`")
+    print(write_findings(out), end="")
     return 0
 
 
