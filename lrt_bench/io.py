@@ -1,5 +1,5 @@
 """Files: atomic writes (a killed process never leaves a half-written result, checkpoint or directory)
-and the one JSON-lines reader."""
+and JSON lines (the one reader, an atomic writer)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,11 @@ def _umask() -> int:
 
 def atomic_write_json(path: str | Path, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def atomic_write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """`atomic_write_text` of one JSON object per line, non-ASCII characters as they are."""
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:

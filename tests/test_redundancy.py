@@ -11,8 +11,8 @@ from conftest import make_base
 
 from lrt_bench.core.generation import DecodeConfig, LatentLM
 from lrt_bench.errors import LRTError
-from lrt_bench.tools import redundancy
-from lrt_bench.tools.redundancy import delete_steps, delete_tokens, split_steps
+from lrt_bench.tools import redundancy, redundancy_deletion, redundancy_inputs, redundancy_report
+from lrt_bench.tools.redundancy_deletion import delete_steps, delete_tokens, split_steps
 
 # ------------------------------------------------------------------------------------- deletions
 
@@ -35,7 +35,7 @@ def test_delete_tokens_exact_small_case():
 
 def test_deletions_nest_across_p():
     ids = list(range(2_000))
-    kept = {p: set(delete_tokens(ids, p, redundancy.deletion_rng(0, 7, "token"))) for p in (0.1, 0.3, 0.5)}
+    kept = {p: set(delete_tokens(ids, p, redundancy_deletion.deletion_rng(0, 7, "token"))) for p in (0.1, 0.3, 0.5)}
     assert kept[0.5] <= kept[0.3] <= kept[0.1]
 
 
@@ -55,12 +55,12 @@ def test_bad_p(p):
 
 
 def test_parse_ps_and_granularities():
-    assert redundancy.parse_ps("0.3,0, 0.1,0.3") == [0.0, 0.1, 0.3]
+    assert redundancy_deletion.parse_ps("0.3,0, 0.1,0.3") == [0.0, 0.1, 0.3]
     with pytest.raises(LRTError, match=r"outside \[0, 1\)"):
-        redundancy.parse_ps("0,1")
-    assert redundancy.parse_granularities("step,token") == ["token", "step"]
+        redundancy_deletion.parse_ps("0,1")
+    assert redundancy_deletion.parse_granularities("step,token") == ["token", "step"]
     with pytest.raises(LRTError, match="granularity"):
-        redundancy.parse_granularities("word")
+        redundancy_deletion.parse_granularities("word")
 
 
 def test_split_steps_on_hand_written_reasoning():
@@ -87,13 +87,13 @@ def test_paper_curve_from_reference_shape():
     data = {"source": "x", "figure2_redundancy_r1_distill_7b_math500": {
         "full_trajectory": {"accuracy": 92.8, "mean_tokens": 3529}, "deletion_p": [0.1, 0.5],
         "token_level": [92.24, 90.6], "step_level": [91.85, 89.48]}}
-    ref = redundancy.paper_curve(data)
+    ref = redundancy_report.paper_curve(data)
     assert ref["p"] == [0.0, 0.1, 0.5] and ref["mean_full_tokens"] == 3529
     assert ref["token"] == pytest.approx([0.928, 0.9224, 0.906]) and ref["step"][-1] == pytest.approx(0.8948)
-    assert redundancy.paper_curve({"rows": []}) is None
+    assert redundancy_report.paper_curve({"rows": []}) is None
     shared = Path(__file__).resolve().parents[2] / "shared" / "paper" / "reference_results.json"
     if shared.is_file():  # the project's own copy has the same shape
-        assert len(redundancy.paper_curve(json.loads(shared.read_text()))["p"]) == 6
+        assert len(redundancy_report.paper_curve(json.loads(shared.read_text()))["p"]) == 6
 
 
 # ------------------------------------------------------------------------------ generate_from_text
@@ -161,7 +161,7 @@ def test_end_to_end_on_the_tiny_world(tiny_world, tmp_path, monkeypatch):
     from rich.console import Console
 
     con = Console(record=True, width=200)
-    con.print(redundancy.render_table(res))
+    con.print(redundancy_report.render_table(res))
     assert f"{100 * rows[('step', 0.3)]['accuracy']:.1f}%" in con.export_text()
 
 
@@ -169,7 +169,7 @@ def test_loaded_model_without_output_writes_nothing(tiny_world, tmp_path, monkey
     """The demo's path: an already loaded LatentLM, results returned, no files."""
     monkeypatch.setenv("LRT_TINY_DIR", str(tiny_world))
     monkeypatch.chdir(tmp_path)
-    lm = redundancy.load_model(str(tiny_world))  # a tiny world directory stands for its base
+    lm = redundancy_inputs.load_model(str(tiny_world))  # a tiny world directory stands for its base
     res = redundancy.run_redundancy(lm, task="lrt_tiny", ps=[0.0], granularities=["step"], limit=2,
                                     progress=False)
     assert [r["p"] for r in res["results"]] == [0.0] and "files" not in res
@@ -192,10 +192,10 @@ def test_paper_curve_in_table_and_plot():
     from rich.console import Console
 
     con = Console(record=True, width=200)
-    con.print(redundancy.render_table(res))
+    con.print(redundancy_report.render_table(res))
     text = con.export_text()
     assert "paper token" in text and "92.2%" in text and "50.0%" in text
-    assert redundancy.render_plot(res)[:4] == b"\x89PNG"
+    assert redundancy_report.render_plot(res)[:4] == b"\x89PNG"
 
 
 # ----------------------------------------------------------------------------------------- errors
@@ -224,6 +224,6 @@ def test_bad_inputs_write_nothing(tiny_world, tmp_path):
 
 def test_check_p_message_is_one_line():
     with pytest.raises(LRTError) as e:
-        redundancy.check_p(2)
-    assert "\n" not in str(e.value) and not math.isnan(redundancy.check_p(0.25))
+        redundancy_deletion.check_p(2)
+    assert "\n" not in str(e.value) and not math.isnan(redundancy_deletion.check_p(0.25))
 

@@ -92,8 +92,8 @@ def split_steps(text: str) -> list[tuple[int, int]]:
 
     The end includes the terminator (the ``\\n`` or the ``.``), so a cut at a step end leaves a
     reasoning that ends cleanly. Text after the last terminator is a final step of its own. (The
-    redundancy analysis's ``lrt_bench.tools.redundancy.split_steps`` groups whitespace with the step it ends
-    instead: its steps are deleted, not cut at.)
+    redundancy analysis's ``lrt_bench.tools.redundancy_deletion.split_steps`` groups whitespace with
+    the step it ends instead: its steps are deleted, not cut at.)
     """
     spans: list[tuple[int, int]] = []
     start = 0
