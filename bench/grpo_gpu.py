@@ -107,7 +107,7 @@ def _write_models(size: str, tmp: Path, args) -> tuple[Path, Path]:
 
 def _bench(args, base_dir: Path, backbone: Path, gc: bool, run: dict, write) -> None:
     from lrt_bench.core import realsize
-    from trainers.common import make_accelerator
+    from trainers.accelerator import make_accelerator
     from trainers.config import GRPOConfig
     from trainers.grpo import grpo_step, setup
 

@@ -75,7 +75,7 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     kinds = [c.split()[:3] for c in commands]
     assert kinds.count(["python", "-m", "trainers.sft"]) == 1 and kinds.count(["python", "-m", "trainers.grpo"]) == 3
     assert sum(c.startswith("lm_eval --model lrt ") for c in commands) == len(results)
-    from trainers.common import parse_cli
+    from trainers.cli import parse_cli
     from trainers.config import SFTConfig
 
     sft_argv = shlex.split(next(c for c in commands if c.startswith("python -m trainers.sft ")))[3:]

@@ -118,7 +118,7 @@ def test_exceptions_are_still_needed():
 
 @pytest.mark.parametrize("source, expected", [
     ("from lrt_bench.tools import bench\n", "lrt_bench.core.layout (core) imports lrt_bench.tools.bench (tools)"),
-    ("import trainers.common\n", "lrt_bench.core.layout (core) imports trainers.common (trainers)"),
+    ("import trainers.cli\n", "lrt_bench.core.layout (core) imports trainers.cli (trainers)"),
     ("def f():\n    from lrt_bench.eval.grading import grade_math\n",
      "lrt_bench.core.layout (core) imports lrt_bench.eval.grading (eval)"),
     ("from ..eval import data\n", "lrt_bench.core.layout (core) imports lrt_bench.eval.data (eval)"),

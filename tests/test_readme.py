@@ -43,7 +43,7 @@ def test_readme_has_the_two_setup_commands():
 
 
 def _check_trainer(argv: list[str]) -> None:
-    from trainers.common import parse_cli
+    from trainers.cli import parse_cli
     from trainers.config import GRPOConfig, SFTConfig
 
     module = argv[argv.index("-m") + 1]

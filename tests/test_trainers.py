@@ -439,7 +439,7 @@ def test_deepspeed_config_cannot_override_the_recipe():
     other values is refused (accelerate would take DeepSpeed's accumulation with only a warning)."""
     from types import SimpleNamespace
 
-    from trainers.common import prepare
+    from trainers.accelerator import prepare
     from trainers.config import SFTConfig
 
     cfg = SFTConfig.load(SFT_RECIPE, {"gradient_accumulation_steps": 4, "max_grad_norm": 0.1})
@@ -700,7 +700,7 @@ def test_lr_schedule_of_the_recipes():
 
     from transformers import get_scheduler
 
-    from trainers.common import make_scheduler
+    from trainers.optim import make_scheduler
 
     def lrs(make, steps):
         opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)

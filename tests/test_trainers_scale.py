@@ -268,7 +268,7 @@ def _saved_bytes(fn) -> int:
 
 
 def _policy(world, recipe, **over):
-    from trainers.common import make_accelerator
+    from trainers.accelerator import make_accelerator
     from trainers.config import GRPOConfig
     from trainers.grpo import build_policy
 

@@ -162,3 +162,17 @@ def restore(path: Path, optimizer: torch.optim.Optimizer, scheduler: Any, state:
             torch.cuda.set_rng_state_all(cuda)
     v, s, g = state["python_random"]
     random.setstate((v, tuple(s), g))
+
+
+def resume(out: Path, module: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler) -> int:
+    """Load the newest checkpoint in `out` into module, optimizer, scheduler and the RNGs.
+
+    Returns the step to continue from (0 when there is no checkpoint yet).
+    """
+    last = latest_checkpoint(out)
+    if last is None:
+        return 0
+    trainable, state, opt_tensors = load_checkpoint(last)
+    module.load_state_dict(trainable)
+    restore(last, optimizer, scheduler, state, opt_tensors)
+    return int(state["step"])

@@ -34,30 +34,16 @@ from lrt_bench.eval.grading import grade_math
 from lrt_bench.io import METHOD_FILE, atomic_dir, atomic_write_json
 from trainers import checkpoint as ckpt
 from trainers import grpo_core, rewards
-from trainers.common import (
-    EpochOrder,
-    RunLog,
-    base_dtype,
-    build_reasoner,
-    check_inputs,
-    check_synced,
-    environment_note,
-    evaluate,
-    grad_norm,
-    load_base,
-    make_accelerator,
-    make_optimizer,
-    make_scheduler,
-    optimizer_steps,
-    prepare,
-    prepare_output_dir,
-    resume,
-    run_main,
-    step_seed,
-)
+from trainers.accelerator import check_synced, make_accelerator, prepare
+from trainers.cli import run_main
 from trainers.config import GRPOConfig, resolve_path
 from trainers.data import load_rows
+from trainers.models import base_dtype, build_reasoner, load_base
+from trainers.optim import grad_norm, make_optimizer, make_scheduler, optimizer_steps
+from trainers.order import EpochOrder, step_seed
+from trainers.output import check_inputs, prepare_output_dir
 from trainers.policies import ExplicitPolicy, LatentPolicy, Rollout
+from trainers.runlog import RunLog, environment_note, evaluate
 
 
 def build_policy(cfg: GRPOConfig, acc):
@@ -115,7 +101,7 @@ def setup(cfg: GRPOConfig, acc, out: Path | None = None) -> tuple[GRPORun, int]:
     params = [p for p in trainable.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.max_steps * cfg.num_iterations)
-    start = resume(out, trainable, optimizer, scheduler) if cfg.resume and out is not None else 0
+    start = ckpt.resume(out, trainable, optimizer, scheduler) if cfg.resume and out is not None else 0
     model, optimizer = prepare(acc, cfg, trainable, optimizer)
     decode = DecodeConfig(
         mode=policy.mode, max_gen_toks=cfg.max_completion_length, answer_allowance=cfg.answer_allowance,

@@ -22,27 +22,15 @@ from lrt_bench.core.reasoner import save_reasoner
 from lrt_bench.errors import LRTError
 from lrt_bench.io import atomic_write_json
 from trainers import checkpoint as ckpt
-from trainers.common import (
-    EpochOrder,
-    RunLog,
-    build_reasoner,
-    check_inputs,
-    check_synced,
-    environment_note,
-    evaluate,
-    grad_norm,
-    load_base,
-    make_accelerator,
-    make_optimizer,
-    make_scheduler,
-    optimizer_steps,
-    prepare,
-    prepare_output_dir,
-    resume,
-    run_main,
-)
+from trainers.accelerator import check_synced, make_accelerator, prepare
+from trainers.cli import run_main
 from trainers.config import SFTConfig, resolve_path
 from trainers.data import load_rows
+from trainers.models import build_reasoner, load_base
+from trainers.optim import grad_norm, make_optimizer, make_scheduler, optimizer_steps
+from trainers.order import EpochOrder
+from trainers.output import check_inputs, prepare_output_dir
+from trainers.runlog import RunLog, environment_note, evaluate
 
 
 def main(cfg: SFTConfig) -> None:
@@ -87,7 +75,7 @@ def main(cfg: SFTConfig) -> None:
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, max_steps)
-    start = resume(out, net, optimizer, scheduler) if cfg.resume else 0
+    start = ckpt.resume(out, net, optimizer, scheduler) if cfg.resume else 0
     model, optimizer = prepare(acc, cfg, net, optimizer)
     order = EpochOrder(len(rows), cfg.seed)
 

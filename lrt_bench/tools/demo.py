@@ -12,7 +12,7 @@
 5. writes every lm-eval result, training log and plot under --out, and OUT/commands.sh: the documented
    command of every stage it ran (`python -m trainers.sft --config ...`, `lm_eval --model lrt ...`,
    `lrt-bench redundancy ...`). The trainers run in-process through their command-line entry point
-   (`trainers.common.run_main`, the same argv); lm-eval runs in-process with the command's arguments,
+   (`trainers.cli.run_main`, the same argv); lm-eval runs in-process with the command's arguments,
    because its CLI would index its thousands of built-in tasks again for each of the ~20 evaluations
    (tests/test_demo.py runs a recorded lm_eval command and gets the demo's samples);
 6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
@@ -106,7 +106,7 @@ def _train(kind: str, recipe: str, overrides: dict[str, Any], console, commands:
     """
     from lrt_bench.errors import LRTError
     from trainers import grpo, sft
-    from trainers.common import run_main
+    from trainers.cli import run_main
     from trainers.config import GRPOConfig, SFTConfig
 
     prog = f"python -m trainers.{kind}"
@@ -131,8 +131,8 @@ def _untrained_reasoner(world: Path, out: Path) -> Path:
     import torch
 
     from lrt_bench.core.reasoner import save_reasoner
-    from trainers.common import build_reasoner, load_base
     from trainers.config import SFTConfig
+    from trainers.models import build_reasoner, load_base
 
     cfg = SFTConfig.load(recipes_dir() / "sft.yaml", {"output_dir": str(out)})
     torch.manual_seed(cfg.seed)
