@@ -5,17 +5,24 @@ Each row runs a command in a fresh process (`lm_eval`, `python -m trainers.*`, `
 checks its exit code, that stderr has exactly one error line and it names the problem, that there is
 no traceback, and that the output path it was given does not exist afterwards (or, for --resume and
 files that existed before, is unchanged).
+
+The commands are independent (each row has its own output paths; the crafted inputs are made once and
+only read), and each spends most of its ~20 s importing and indexing lm-eval's tasks on one core, so
+the `outcomes` fixture runs the selected rows two at a time and each test checks its row's outcome.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,19 +45,27 @@ class Ctx:
     tmp: Path
     reasoner: Path  # a good reasoner checkpoint for the world's base
     run: Path  # a finished 2-step SFT run with a checkpoint at step 1
+    own: Path | None = None  # the row's own folder, for its outputs
 
     def crafted(self, name: str, edit: Callable[[dict], None] | None = None,
                 weights: Callable[[bytes], bytes] | None = None) -> Path:
-        """A copy of the good reasoner with its config and/or weights file edited."""
+        """A copy of the good reasoner with its config and/or weights file edited (made once per name:
+        rows running side by side may read it)."""
         d = self.tmp / "crafted" / name
-        shutil.rmtree(d, ignore_errors=True)
-        shutil.copytree(self.reasoner, d)
+        if d.is_dir():
+            return d
+        tmp = d.with_name(f".{name}.{threading.get_ident()}")
+        shutil.copytree(self.reasoner, tmp)
         if edit is not None:
-            doc = json.loads((d / CHECKPOINT_CONFIG).read_text())
+            doc = json.loads((tmp / CHECKPOINT_CONFIG).read_text())
             edit(doc)
-            (d / CHECKPOINT_CONFIG).write_text(json.dumps(doc))
+            (tmp / CHECKPOINT_CONFIG).write_text(json.dumps(doc))
         if weights is not None:
-            (d / CHECKPOINT_WEIGHTS).write_bytes(weights((d / CHECKPOINT_WEIGHTS).read_bytes()))
+            (tmp / CHECKPOINT_WEIGHTS).write_bytes(weights((tmp / CHECKPOINT_WEIGHTS).read_bytes()))
+        try:
+            tmp.rename(d)
+        except OSError:  # another row made it first
+            shutil.rmtree(tmp)
         return d
 
     def killed_run(self, name: str, damage: Callable[[Path], None] | None = None) -> Path:
@@ -83,7 +98,7 @@ def lm_eval(model_args: str, *extra: str) -> Callable[[Ctx], list[str]]:
     def argv(c: Ctx) -> list[str]:
         return [sys.executable, "-m", "lm_eval", "--model", "lrt", "--model_args",
                 f"pretrained={c.world / 'base'}," + model_args.format(c=c), "--device", "cpu",
-                "--tasks", "lrt_tiny", "--limit", "1", "--output_path", str(c.tmp / "lm_eval_out"), *extra]
+                "--tasks", "lrt_tiny", "--limit", "1", "--output_path", str(c.own / "lm_eval_out"), *extra]
     return argv
 
 
@@ -94,7 +109,7 @@ def latent(reasoner: Callable[[Ctx], Path]) -> Callable[[Ctx], list[str]]:
 def trainer(name: str, *over: str, out: str = "fresh") -> Callable[[Ctx], list[str]]:
     def argv(c: Ctx) -> list[str]:
         o = [a.format(c=c) for a in over]
-        outdir = [] if "--output_dir" in o else ["--output_dir", str(c.tmp / out)]
+        outdir = [] if "--output_dir" in o else ["--output_dir", str(c.own / out)]
         recipe = SFT if name == "sft" else GRPO
         extra = ["--reasoner", str(c.reasoner)] if name == "grpo" and "--reasoner" not in o else []
         return [sys.executable, "-m", f"trainers.{name}", "--config", str(recipe), *FAST, *outdir, *extra, *o]
@@ -143,8 +158,8 @@ def _pop_key(key: str) -> Callable[[dict], None]:
     return lambda doc: doc["network"].pop(key)
 
 
-out_lm = lambda c: c.tmp / "lm_eval_out"  # noqa: E731
-out_fresh = lambda c: c.tmp / "fresh"  # noqa: E731
+out_lm = lambda c: c.own / "lm_eval_out"  # noqa: E731
+out_fresh = lambda c: c.own / "fresh"  # noqa: E731
 
 CASES = [
     # ---- reasoner checkpoints (lm_eval --model lrt ... reasoner=)
@@ -270,6 +285,8 @@ def ctx(tiny_world, world_reasoner, tmp_path_factory) -> Ctx:
                        env={**os.environ, "LRT_TINY_DIR": str(tiny_world)}, cwd=REPO)
     assert r.returncode == 0, r.stderr[-2000:]
     c = Ctx(world=tiny_world, tmp=tmp, reasoner=world_reasoner, run=run)
+    for sub in ("crafted", "runs"):
+        (tmp / sub).mkdir()
     # the crafted reasoners the trainer rows point at
     c.crafted("trunc", _no_sha, lambda b: b[: len(b) // 2])
     c.crafted("flip", weights=_flip)
@@ -282,28 +299,54 @@ def test_the_table_covers_at_least_40_cases():
     assert len(CASES) >= 40 and len({c.id for c in CASES}) == len(CASES)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input_is_one_line(ctx, case: Case):
-    for sub in ("crafted", "runs"):
-        (ctx.tmp / sub).mkdir(exist_ok=True)
-    keep = case.unchanged(ctx) if case.unchanged else None
-    before = keep.read_bytes() if keep is not None and keep.is_file() else None
-    argv = case.argv(ctx)
+@dataclass
+class Outcome:
+    rc: int
+    stderr: str
+    errors: list[str]  # the lines of stderr that say "error"
+    left: list[Path]  # files under the output path that must not exist
+    changed: bool  # the file that must stay as it was was changed
+
+
+def _run_case(ctx: Ctx, case: Case) -> Outcome:
+    c = dataclasses.replace(ctx, own=ctx.tmp / "rows" / case.id)
+    c.own.mkdir(parents=True)
+    argv = case.argv(c)  # first: it makes the killed runs whose config.json must stay unchanged
+    keep = case.unchanged(c) if case.unchanged else None
+    assert keep is None or keep.is_file(), keep
+    before = keep.read_bytes() if keep is not None else None
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ctx.tmp,
                        env={**os.environ, "LRT_TINY_DIR": str(ctx.world), "HF_HUB_OFFLINE": "1", **case.env})
     errors = [ln for ln in r.stderr.splitlines() if "error:" in ln.lower() or ln.startswith("error")]
+    out = case.out(c) if case.out is not None else None
+    left = sorted(out.rglob("*"))[:5] if out is not None and out.exists() else []
+    return Outcome(r.returncode, r.stderr, errors, left, before is not None and keep.read_bytes() != before)
+
+
+@pytest.fixture(scope="module")
+def outcomes(ctx, request) -> dict[str, Outcome]:
+    """Every selected row's outcome, two rows at a time (see the module docstring)."""
+    chosen = {item.callspec.params["case"].id for item in request.session.items
+              if getattr(item, "originalname", "") == "test_bad_input_is_one_line"}
+    rows = [case for case in CASES if case.id in chosen]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        done = dict(zip([case.id for case in rows], pool.map(lambda case: _run_case(ctx, case), rows)))
     if os.environ.get("LRT_BAD_INPUT_LOG"):  # the table of what each case prints, for the record
         with open(os.environ["LRT_BAD_INPUT_LOG"], "a") as f:
-            f.write(json.dumps({"id": case.id, "rc": r.returncode, "errors": errors}) + "\n")
-    assert r.returncode == case.rc, f"exit {r.returncode}; stderr:\n{r.stderr[-3000:]}"
-    assert "Traceback" not in r.stderr, r.stderr[-3000:]
-    assert len(errors) == 1, f"expected one error line, got {len(errors)}:\n{r.stderr[-3000:]}"
-    assert case.message in errors[0], errors[0]
-    if case.out is not None:
-        left = case.out(ctx)
-        assert not left.exists() or not any(left.rglob("*")), f"{left} left behind: {list(left.rglob('*'))[:5]}"
-    if before is not None:
-        assert keep.read_bytes() == before, f"{keep} was changed"
+            for cid, o in done.items():
+                f.write(json.dumps({"id": cid, "rc": o.rc, "errors": o.errors}) + "\n")
+    return done
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_input_is_one_line(outcomes, case: Case):
+    o = outcomes[case.id]
+    assert o.rc == case.rc, f"exit {o.rc}; stderr:\n{o.stderr[-3000:]}"
+    assert "Traceback" not in o.stderr, o.stderr[-3000:]
+    assert len(o.errors) == 1, f"expected one error line, got {len(o.errors)}:\n{o.stderr[-3000:]}"
+    assert case.message in o.errors[0], o.errors[0]
+    assert not o.left, f"left behind: {o.left}"
+    assert not o.changed, "a file that existed before was changed"
 
 
 def test_resume_on_a_finished_run_does_nothing(ctx):

@@ -145,6 +145,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         opt_tensors = load_safetensors(path / "optimizer.safetensors", "checkpoint file", hint)
         load_safetensors(path / "rng.safetensors", "checkpoint file", hint)  # read again by `restore`
         state = json.loads((path / "state.json").read_text())
+    except LRTError:
+        raise  # load_safetensors names the file and says what to do
     except (OSError, ValueError) as e:
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise LRTError(f"checkpoint {path} is unreadable ({first}): {hint}") from None

@@ -41,7 +41,7 @@ from trainers.data import load_rows
 from trainers.models import base_dtype, build_reasoner, load_base
 from trainers.optim import grad_norm, make_optimizer, make_scheduler, optimizer_steps
 from trainers.order import EpochOrder, step_seed
-from trainers.output import check_inputs, prepare_output_dir
+from trainers.output import check_inputs, prepare_output_dir, record_resumed_config
 from trainers.policies import ExplicitPolicy, LatentPolicy, Rollout
 from trainers.runlog import RunLog, environment_note, evaluate
 
@@ -102,6 +102,8 @@ def setup(cfg: GRPOConfig, acc, out: Path | None = None) -> tuple[GRPORun, int]:
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, cfg.max_steps * cfg.num_iterations)
     start = ckpt.resume(out, trainable, optimizer, scheduler) if cfg.resume and out is not None else 0
+    if cfg.resume and out is not None:
+        record_resumed_config(cfg, out, acc)
     model, optimizer = prepare(acc, cfg, trainable, optimizer)
     decode = DecodeConfig(
         mode=policy.mode, max_gen_toks=cfg.max_completion_length, answer_allowance=cfg.answer_allowance,

@@ -56,9 +56,19 @@ def prepare_output_dir(cfg: TrainConfig, acc) -> Path:
         elif exists:
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(out / "config.json", cfg.to_dict())  # only after a resume has been checked
+        if not cfg.resume:  # a resumed run's config.json is rewritten once its checkpoint has loaded
+            atomic_write_json(out / "config.json", cfg.to_dict())
     acc.wait_for_everyone()
     return out
+
+
+def record_resumed_config(cfg: TrainConfig, out: Path, acc) -> None:
+    """--resume, after the checkpoint has loaded: config.json takes the resumed run's settings (e.g. a
+    longer max_steps). Not before, so a resume that fails (an unreadable checkpoint) leaves the run's
+    files as they were."""
+    if acc.is_main_process:
+        atomic_write_json(out / "config.json", cfg.to_dict())
+    acc.wait_for_everyone()
 
 
 def check_resume(cfg: TrainConfig, out: Path) -> None:

@@ -29,7 +29,7 @@ from trainers.data import load_rows
 from trainers.models import build_reasoner, load_base
 from trainers.optim import grad_norm, make_optimizer, make_scheduler, optimizer_steps
 from trainers.order import EpochOrder
-from trainers.output import check_inputs, prepare_output_dir
+from trainers.output import check_inputs, prepare_output_dir, record_resumed_config
 from trainers.runlog import RunLog, environment_note, evaluate
 
 
@@ -76,6 +76,8 @@ def main(cfg: SFTConfig) -> None:
     optimizer = make_optimizer(params, cfg)
     scheduler = make_scheduler(optimizer, cfg, max_steps)
     start = ckpt.resume(out, net, optimizer, scheduler) if cfg.resume else 0
+    if cfg.resume:
+        record_resumed_config(cfg, out, acc)
     model, optimizer = prepare(acc, cfg, net, optimizer)
     order = EpochOrder(len(rows), cfg.seed)
 
