@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lrt_bench.errors import LRTError
+from lrt_bench.errors import LRTError, nonneg_int
 
 
 def default_tiny_dir() -> Path:
@@ -56,16 +56,6 @@ def cmd_tiny_build(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------------- main
 
 
-def _nonneg_int(v: str) -> int:
-    try:
-        n = int(v)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lrt-bench", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -75,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = tiny_sub.add_parser("build", help="build (or reuse) the tiny world")
     b.add_argument("--out", help="output directory (default: $LRT_TINY_DIR or ~/.cache/lrt-bench/tiny)")
     b.add_argument("--quick", action="store_true", help="a smaller, faster build for tests and smoke runs")
-    b.add_argument("--seed", type=_nonneg_int, default=0)
+    b.add_argument("--seed", type=nonneg_int, default=0)
     b.add_argument("--force", action="store_true", help="rebuild even if a matching world exists")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_tiny_build)

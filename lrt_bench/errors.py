@@ -40,3 +40,16 @@ def as_number(name: str, v: Any, kind: type = float, minimum: float | None = Non
     if minimum is not None and out < minimum:
         raise LRTError(f"{name} must be >= {minimum}, got {v!r}")
     return out
+
+
+def nonneg_int(v: str) -> int:
+    """An argparse `type=` for counts and seeds: a whole number >= 0, else argparse's one-line error."""
+    import argparse
+
+    try:
+        n = int(v)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    return n

@@ -56,3 +56,16 @@ def test_latent_count_sweep_smoke(tiny_world, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     row = _latent_count(tmp_path)
     assert row.met is False and "2: " in row.ours and "4: " in row.ours  # 8, 16, 32, 64 not measured
+
+
+def test_demo_uses_the_seed_of_the_world_it_is_given(tmp_path):
+    """`lrt-bench demo --world DIR` takes DIR's world as it is (a seed-1 world is not rebuilt as seed 0);
+    --seed asks for a seed; with no world there, the seed is 0."""
+    from lrt_bench.cli import build_parser
+    from lrt_bench.tools.demo import _world_seed
+
+    (tmp_path / "world.json").write_text(json.dumps({"seed": 1, "quick": False}))
+    parse = build_parser().parse_args
+    assert _world_seed(parse(["demo", "--world", str(tmp_path)]), tmp_path) == 1
+    assert _world_seed(parse(["demo", "--world", str(tmp_path), "--seed", "2"]), tmp_path) == 2
+    assert _world_seed(parse(["demo", "--world", str(tmp_path / "none")]), tmp_path / "none") == 0

@@ -97,6 +97,18 @@ def _shown(path: Path) -> str:
     return str(p.relative_to(Path.cwd())) if p.is_relative_to(Path.cwd()) else str(p)
 
 
+def _world_seed(args: argparse.Namespace, world: Path) -> int:
+    """--seed, else the seed of the world already in `world` (so `--world DIR` uses DIR's world as it
+    is, whatever its seed), else 0."""
+    if args.seed is not None:
+        return args.seed
+    try:
+        seed = json.loads((world / "world.json").read_text()).get("seed", 0)
+    except (OSError, ValueError):
+        return 0
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
 def _train(kind: str, recipe: str, overrides: dict[str, Any], console, commands: list[str]) -> Path:
     """Run `python -m trainers.<kind> --config <tiny recipe> --key value ...` in-process: the trainer's
     command-line entry point with that argv, recorded in `commands`.
@@ -169,7 +181,7 @@ def run_demo(args: argparse.Namespace) -> int:
     reused: list[str] = []  # stages an earlier run finished: this run's times do not include them
     if (world / "world.json").is_file():
         reused.append(f"world {world}")
-    build_tiny_world(world, quick=plan.quick, progress=True)
+    build_tiny_world(world, quick=plan.quick, seed=_world_seed(args, world), progress=True)
     os.environ["LRT_TINY_DIR"] = str(world)
     timings["world"] = time.perf_counter() - t0
     if out.exists() and args.overwrite:
@@ -263,10 +275,15 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
+    from lrt_bench.errors import nonneg_int
+
     p = subparsers.add_parser("demo", help="the whole study on the tiny world, offline: train, evaluate, analyse")
     p.add_argument("--quick", action="store_true", help="quick world, fewer steps and problems (a smoke run)")
     p.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     p.add_argument("--world", help="tiny world directory (default: $LRT_TINY_DIR, or its -quick sibling with --quick)")
+    p.add_argument("--seed", type=nonneg_int, default=None,
+                   help="the tiny world's seed (default: that of the world already in --world, else 0); a world "
+                        "with another seed is rebuilt, as `lrt-bench tiny build --seed` does")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh (default: reuse the finished stages of an earlier run in --out)")
     p.set_defaults(func=run_demo)
