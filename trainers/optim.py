@@ -18,7 +18,11 @@ def make_optimizer(params: list[nn.Parameter], cfg: TrainConfig) -> torch.optim.
 
 
 def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    """Linear warm-up, then cosine / linear decay to min_lr_ratio, or constant."""
+    """Linear warm-up, then cosine / linear decay to min_lr_ratio, or constant.
+
+    Not `transformers.get_scheduler`: its warm-up starts at lr 0 (step 0 would train at nothing; ours is
+    lr / warmup_steps) and its linear decay has no floor. Switching would change every trained result.
+    """
     warm, floor = cfg.warmup_steps, cfg.min_lr_ratio
 
     def factor(step: int) -> float:
