@@ -56,6 +56,26 @@ def test_hook_checks_model_args_before_lm_eval_indexes_its_tasks():
     assert "no_such_task_anywhere" not in r.stderr
 
 
+def test_hook_checks_the_reasoner_weights_before_lm_eval_indexes_its_tasks(world_reasoner, tmp_path):
+    """A damaged reasoner checkpoint (weights that fail their recorded SHA-256) is reported before the
+    task indexing too, not after it and the base's loading."""
+    import shutil
+
+    from lrt_bench.core.reasoner import CHECKPOINT_WEIGHTS
+
+    bad = tmp_path / "reasoner"
+    shutil.copytree(world_reasoner, bad)
+    raw = bytearray((bad / CHECKPOINT_WEIGHTS).read_bytes())
+    raw[-40:-20] = bytes(20)
+    (bad / CHECKPOINT_WEIGHTS).write_bytes(bytes(raw))
+    r = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "lrt", "--model_args",
+                        f"pretrained=/nowhere,mode=latent,reasoner={bad}", "--tasks", "no_such_task_anywhere"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert "does not match the SHA-256" in r.stderr, r.stderr[-2000:]
+    assert "no_such_task_anywhere" not in r.stderr
+
+
 def evaluate(model: str, model_args: str, tasks, limit, tiny_world, **kw):
     import lm_eval
 

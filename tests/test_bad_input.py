@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -306,6 +307,7 @@ class Outcome:
     errors: list[str]  # the lines of stderr that say "error"
     left: list[Path]  # files under the output path that must not exist
     changed: bool  # the file that must stay as it was was changed
+    seconds: float  # the command's wall time
 
 
 def _run_case(ctx: Ctx, case: Case) -> Outcome:
@@ -315,12 +317,14 @@ def _run_case(ctx: Ctx, case: Case) -> Outcome:
     keep = case.unchanged(c) if case.unchanged else None
     assert keep is None or keep.is_file(), keep
     before = keep.read_bytes() if keep is not None else None
+    t0 = time.perf_counter()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=600, cwd=ctx.tmp,
                        env={**os.environ, "LRT_TINY_DIR": str(ctx.world), "HF_HUB_OFFLINE": "1", **case.env})
     errors = [ln for ln in r.stderr.splitlines() if "error:" in ln.lower() or ln.startswith("error")]
     out = case.out(c) if case.out is not None else None
     left = sorted(out.rglob("*"))[:5] if out is not None and out.exists() else []
-    return Outcome(r.returncode, r.stderr, errors, left, before is not None and keep.read_bytes() != before)
+    seconds = time.perf_counter() - t0
+    return Outcome(r.returncode, r.stderr, errors, left, before is not None and keep.read_bytes() != before, seconds)
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +338,7 @@ def outcomes(ctx, request) -> dict[str, Outcome]:
     if os.environ.get("LRT_BAD_INPUT_LOG"):  # the table of what each case prints, for the record
         with open(os.environ["LRT_BAD_INPUT_LOG"], "a") as f:
             for cid, o in done.items():
-                f.write(json.dumps({"id": cid, "rc": o.rc, "errors": o.errors}) + "\n")
+                f.write(json.dumps({"id": cid, "rc": o.rc, "errors": o.errors, "seconds": round(o.seconds, 2)}) + "\n")
     return done
 
 

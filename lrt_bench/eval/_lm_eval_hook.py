@@ -12,8 +12,10 @@ for lm-eval's own modules and, right after each one has run:
                             --include_path. A user's own --include_path still comes after ours and wins.
   lm_eval.config.evaluate_config
                          -> with `--model lrt`, checks the model_args that need no model
-                            (`LRTLM.check_args`) before lm-eval indexes its tasks (~13 s), so a
-                            mistyped model_arg or a broken reasoner config fails at once.
+                            (`LRTLM.check_args`) and the reasoner checkpoint's config, weights
+                            SHA-256 and safetensors header (`verify_reasoner`) before lm-eval
+                            indexes its tasks (~13 s), so a mistyped model_arg or a broken reasoner
+                            fails at once.
 
 It also prints lrt-bench's own errors (LRTError) as the one line they are, without a traceback.
 Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. The entry-point groups `lm_eval.models` /
@@ -73,11 +75,14 @@ def _after_evaluate_config(module) -> None:
 
     def process_tasks(self, *args, **kwargs):
         if getattr(self, "model", None) == "lrt" and isinstance(getattr(self, "model_args", None), dict):
+            from lrt_bench.core.reasoner import verify_reasoner
             from lrt_bench.errors import LRTError
             from lrt_bench.eval.backend import LRTLM
 
             try:
                 LRTLM.check_args(**self.model_args)
+                if self.model_args.get("reasoner"):
+                    verify_reasoner(self.model_args["reasoner"])
             except LRTError:
                 raise
             except Exception:  # anything else is the backend's to report, later, as it always has
