@@ -7,54 +7,67 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from lrt_bench.tiny.build import FULL, code_version
 from lrt_bench.tools.findings import readme_summary, render_findings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "tiny"
-START, END = "<!-- demo-summary:start -->", "<!-- demo-summary:end -->"
+# every committed demo run: its folder, the world seed it ran on, and its README summary's markers
+RUNS = {"tiny": (DEMO, 0, "demo-summary"), "tiny_seed1": (ROOT / "results" / "tiny_seed1", 1, "demo-seed1-summary")}
+runs = pytest.mark.parametrize("run", list(RUNS))
 
 
-def _demo() -> dict:
-    return json.loads((DEMO / "demo.json").read_text())
+def _demo(run: str = "tiny") -> dict:
+    return json.loads((RUNS[run][0] / "demo.json").read_text())
 
 
-def test_committed_demo_names_the_current_world():
-    d = _demo()
-    assert not d["quick"]
+@runs
+def test_committed_demo_names_the_current_world(run):
+    d = _demo(run)
+    assert not d["quick"] and d["world_seed"] == RUNS[run][1]
     assert d["world_code_version"] == code_version(FULL), (
-        "results/tiny was produced by another tiny-world version: rerun `lrt-bench demo --out results/tiny "
+        f"results/{run} was produced by another tiny-world version: rerun `lrt-bench demo --out results/{run} "
         "--overwrite` and commit its output")
 
 
-def test_committed_demo_records_its_provenance():
-    prov = _demo()["provenance"]
+@runs
+def test_committed_demo_records_its_provenance(run):
+    prov = _demo(run)["provenance"]
     assert re.fullmatch(r"[0-9a-f]{40}", prov["commit"]), f"demo ran on uncommitted code: {prov['commit']}"
     for key in ("torch", "transformers", "lm_eval"):
         assert prov["packages"][key]
     assert prov["machine"]["cpus"] and prov["python"]
 
 
-def test_findings_file_is_generated_from_the_results():
-    assert (DEMO / "FINDINGS.md").read_text() == render_findings(DEMO)
+@runs
+def test_findings_file_is_generated_from_the_results(run):
+    out = RUNS[run][0]
+    assert (out / "FINDINGS.md").read_text() == render_findings(out)
 
 
-def test_readme_quotes_the_committed_results():
+@runs
+def test_readme_quotes_the_committed_results(run):
+    out, _, marker = RUNS[run]
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
     text = (ROOT / "README.md").read_text()
-    assert START in text and END in text, "the README lost its demo-summary markers"
-    quoted = text.split(START, 1)[1].split(END, 1)[0].strip()
-    assert " ".join(quoted.split()) == readme_summary(DEMO), (
-        "README's demo figures differ from results/tiny: paste lrt_bench.tools.findings.readme_summary('results/tiny')")
+    assert start in text and end in text, f"the README lost its {marker} markers"
+    quoted = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert " ".join(quoted.split()) == readme_summary(out), (
+        f"README's demo figures differ from results/{run}: paste lrt_bench.tools.findings.readme_summary('results/{run}')")
 
 
-def test_per_problem_file_agrees_with_the_committed_results():
+@runs
+def test_per_problem_file_agrees_with_the_committed_results(run):
     """per_problem.json (what FINDINGS.md is computed from) averages to lm-eval's own pass@1 of each cell."""
-    per = json.loads((DEMO / "per_problem.json").read_text())
+    out = RUNS[run][0]
+    per = json.loads((out / "per_problem.json").read_text())
     for key, cols in per.items():
-        (res,) = (DEMO / "results" / key).rglob("results_*.json")
+        (res,) = (out / "results" / key).rglob("results_*.json")
         want = json.loads(res.read_text())["results"]["lrt_tiny"]["pass@1,none"]
         assert abs(sum(cols["pass1"]) / len(cols["pass1"]) - want) < 1e-9, key
-    assert len(per) == len(list((DEMO / "results").rglob("results_*.json")))
+    assert len(per) == len(list((out / "results").rglob("results_*.json")))
 
 
 def test_findings_command_rewrites_findings(tmp_path):

@@ -290,7 +290,7 @@ def readme_summary(out: str | Path) -> str:
         took = (f"The run took {sec['total'] / 60:.1f} min{cached} on {cpus} CPU cores" if not resumed else
                 f"The run resumed {len(resumed)} stages finished by an earlier one and took {sec['total'] / 60:.1f} "
                 f"min more on {cpus} CPU cores")
-        parts.append(took + "; each finding against its target is in `results/tiny/FINDINGS.md`.")
+        parts.append(took + f"; each finding against its target is in `results/{out.name}/FINDINGS.md`.")
     return " ".join(parts)
 
 
