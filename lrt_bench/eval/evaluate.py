@@ -28,6 +28,11 @@ def model_args_string(args: dict[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in args.items() if v is not None)
 
 
+def gen_kwargs_string(gen_kwargs: dict[str, Any] | None) -> str | None:
+    """lm-eval's `--gen_kwargs` form, `k=v,k=v` (None for none)."""
+    return ",".join(f"{k}={v}" for k, v in (gen_kwargs or {}).items()) or None
+
+
 def lm_eval_command(
     model_args: dict[str, Any],
     tasks: list[str],
@@ -50,7 +55,7 @@ def lm_eval_command(
             "--batch_size", str(batch_size), "--device", device, "--seed", ",".join([str(seed)] * 4),
             "--output_path", str(output_path)]
     if gen_kwargs:
-        argv += ["--gen_kwargs", ",".join(f"{k}={v}" for k, v in gen_kwargs.items())]
+        argv += ["--gen_kwargs", gen_kwargs_string(gen_kwargs)]
     if limit is not None:
         argv += ["--limit", str(limit)]
     return argv + (["--log_samples"] if log_samples else [])
@@ -89,7 +94,7 @@ def run_lm_eval(
         limit=limit,
         log_samples=log_samples,
         evaluation_tracker=tracker,
-        gen_kwargs=",".join(f"{k}={v}" for k, v in (gen_kwargs or {}).items()) or None,
+        gen_kwargs=gen_kwargs_string(gen_kwargs),
         task_manager=task_manager(ours_only=not builtin_tasks),
         random_seed=seed,
         numpy_random_seed=seed,

@@ -437,7 +437,8 @@ def _isolated_torch(seed: int):
         torch.set_num_threads(threads)
 
 
-def _read_world(out: Path) -> dict | None:
+def read_world(out: Path) -> dict | None:
+    """The content of OUT/world.json, or None when there is no readable one."""
     try:
         return json.loads((out / "world.json").read_text())
     except (OSError, ValueError):
@@ -469,7 +470,7 @@ def build_tiny_world(
     out = check_writable_dir(out, "the tiny world's directory").resolve()
     recipe = recipe_for(quick)
     version = code_version(recipe)
-    cached = _read_world(out)
+    cached = read_world(out)
     if cached is not None and not force and (cached.get("seed"), cached.get("quick"),
                                              cached.get("code_version")) == (seed, quick, version):
         return cached

@@ -27,7 +27,6 @@ are not the study's.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import shutil
@@ -100,12 +99,11 @@ def _shown(path: Path) -> str:
 def _world_seed(args: argparse.Namespace, world: Path) -> int:
     """--seed, else the seed of the world already in `world` (so `--world DIR` uses DIR's world as it
     is, whatever its seed), else 0."""
+    from lrt_bench.tiny.build import read_world
+
     if args.seed is not None:
         return args.seed
-    try:
-        seed = json.loads((world / "world.json").read_text()).get("seed", 0)
-    except (OSError, ValueError):
-        return 0
+    seed = (read_world(world) or {}).get("seed", 0)
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
 
 
@@ -181,7 +179,7 @@ def run_demo(args: argparse.Namespace) -> int:
     reused: list[str] = []  # stages an earlier run finished: this run's times do not include them
     if (world / "world.json").is_file():
         reused.append(f"world {world}")
-    build_tiny_world(world, quick=plan.quick, seed=_world_seed(args, world), progress=True)
+    world_meta = build_tiny_world(world, quick=plan.quick, seed=_world_seed(args, world), progress=True)
     os.environ["LRT_TINY_DIR"] = str(world)
     timings["world"] = time.perf_counter() - t0
     if out.exists() and args.overwrite:
@@ -263,7 +261,6 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_text(out / "commands.sh", "#!/usr/bin/env bash\n# The documented command of every stage of this "
                       "demo run, in order (the leaderboard and the untrained G_φ are written by the demo itself).\n"
                       "set -euo pipefail\n" + "".join(c + "\n" for c in commands))
-    world_meta = json.loads((world / "world.json").read_text())
     atomic_write_json(out / "demo.json", {
         "quick": plan.quick, "world": str(world), "plan": plan.__dict__,
         "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
