@@ -1,9 +1,10 @@
-"""The static KV cache and the host-sync interval change how the decode loop runs, never what it outputs.
+"""The static KV cache, the host-sync interval and dropping finished rows from the step change how the
+decode loop runs, never what it outputs.
 
-Reference: transformers' DynamicCache with a host check after every step (the loop as it was). Every
-other engine must give the same text, ids, accounts, EOS and step count in every mode: budget forcing,
-`repeats`, sampling, stop strings found late, answer scores. The tiny world's trained base writes real
-traces, so rows finish at different steps and for different reasons.
+Reference: transformers' DynamicCache with a host check after every step and every row in every step
+(the loop as it was). Every other engine must give the same text, ids, accounts, EOS and step count in
+every mode: budget forcing, `repeats`, sampling, stop strings found late, answer scores. The tiny
+world's trained base writes real traces, so rows finish at different steps and for different reasons.
 """
 
 import dataclasses
@@ -18,7 +19,9 @@ from lrt_bench.core.generation import DecodeConfig, LatentLM
 from lrt_bench.core.reasoner import load_reasoner
 from lrt_bench.errors import LRTError
 
-ENGINES = [("static", 1), ("static", 5), ("dynamic", 3), ("static", 64)]
+# (cache, sync_every, drop_finished)
+REFERENCE = ("dynamic", 1, False)
+ENGINES = [("static", 1, True), ("static", 5, True), ("dynamic", 3, True), ("static", 64, True), ("static", 1, False)]
 
 CONFIGS = {
     "think": dict(mode="think", max_gen_toks=512),
@@ -42,8 +45,9 @@ def world(tiny_world, world_reasoner):
 
 def run(world, engine, cfg, repeats=1):
     base, tok, net, prompts = world
-    cache, every = engine
+    cache, every, drop = engine
     lm = LatentLM(base, tok, net, cache_implementation=cache, sync_every=every)
+    lm.drop_finished = drop
     gens = lm.generate(prompts, DecodeConfig(**cfg), repeats=repeats)
     return gens, lm.last_timings
 
@@ -60,17 +64,41 @@ SLOW_CONFIGS = {"think", "think sampled", "latent sampled scored", "think in bud
 def test_engines_decode_the_same(world, name):
     cfg = CONFIGS[name]
     repeats = 2 if "sampled" in name else 1
-    ref, ref_tm = run(world, ("dynamic", 1), cfg, repeats)
+    ref, ref_tm = run(world, REFERENCE, cfg, repeats)
+    assert ref_tm.extra["rows_dropped"] == 0
     reasons = {g.account.finish_reason for g in ref}
     if "stops" in name:
         assert "stop" in reasons, reasons  # the case really exercises a stop string
     if name == "think forced":
         assert any(g.account.forced_tokens for g in ref)
+    dropped = 0
     for engine in ENGINES:
         gens, tm = run(world, engine, cfg, repeats)
         assert facts(gens) == facts(ref), engine
         assert tm.steps == ref_tm.steps, engine
         assert tm.extra["sync_every"] == engine[1]
+        dropped += tm.extra["rows_dropped"]
+    # rows that finish early really leave the step (every row here ends within a few steps of the others
+    # only where the budget caps them all, or the answer is one short box)
+    assert dropped > 0 or name in ("think forced", "nothink stops scored"), name
+
+
+def test_finished_rows_leave_the_step(world):
+    """One long row no longer keeps every row in the base's step: the step's batch shrinks as rows end."""
+    base, tok, net, prompts = world
+    lm = LatentLM(base, tok, net)
+    batches = []
+    hook = base.model.layers[0].register_forward_hook(lambda mod, args, out: batches.append(args[0].shape[0]))
+    try:
+        gens = lm.generate(prompts, DecodeConfig(mode="think", max_gen_toks=512), repeats=2)
+    finally:
+        hook.remove()
+    lengths = sorted(g.account.generated_tokens for g in gens)
+    assert lengths[len(lengths) // 2] < lengths[-1]  # most rows end before the longest
+    assert batches[0] == len(prompts) and batches[1] == 2 * len(prompts)  # prefill, then every row
+    steps = batches[1:]
+    assert all(a >= b for a, b in zip(steps, steps[1:])) and steps[-1] < len(prompts)
+    assert lm.last_timings.extra["rows_dropped"] >= 1
 
 
 def test_generate_from_text_matches(world):
@@ -88,6 +116,7 @@ def test_static_cache_is_written_in_place(world):
     base, tok, net, prompts = world
     lm = LatentLM(base, tok, net)
     assert lm.cache_implementation == "static"
+    lm.drop_finished = False  # dropping rows copies the cache once per drop (test_finished_rows_leave_the_step)
     seen = []
     real_new = lm._new_cache
 

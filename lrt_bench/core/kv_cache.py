@@ -169,6 +169,28 @@ def repeat_rows(cache, k: int) -> None:
         layer.batch_size = layer.keys.shape[0]
 
 
+def select_rows(cache, idx: torch.Tensor) -> None:
+    """Keep only rows `idx` [A'] of every layer, in place (the decode loop drops finished rows). A static
+    layer's buffer is copied once, whole, so that later steps still write in place."""
+    if not is_static(cache):
+        cache.batch_select_indices(idx)
+        return
+    for layer in cache.layers:
+        if not layer.is_initialized:
+            continue
+        if hasattr(layer, "written"):  # PrefixStaticLayer: copy what was written, leave the rest unfaulted
+            n = layer.written
+            for name in ("keys", "values"):
+                old = getattr(layer, name)
+                new = old.new_empty((idx.numel(), *old.shape[1:]))  # [A', heads, max_len, head_dim]
+                new[:, :, :n] = old[:, :, :n].index_select(0, idx)
+                setattr(layer, name, new)
+        else:
+            layer.keys = layer.keys.index_select(0, idx)  # [A', heads, max_len, head_dim]
+            layer.values = layer.values.index_select(0, idx)
+        layer.batch_size = layer.keys.shape[0]
+
+
 def written(cache) -> list[int]:
     """Positions written per layer of a static cache (to tell whether a failed step touched it)."""
     return [int(layer.cumulative_length) for layer in cache.layers]
