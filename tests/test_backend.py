@@ -76,6 +76,50 @@ def test_hook_checks_the_reasoner_weights_before_lm_eval_indexes_its_tasks(world
     assert "no_such_task_anywhere" not in r.stderr
 
 
+@pytest.mark.parametrize("gen_kwargs, msg", [
+    ("max_gen_toks=abc", "max_gen_toks='abc' must be a whole number"),
+    ("do_sample=true,temperature=nan", "temperature=nan must be finite"),
+    ("max_gen_toks=100000", "exceeds the base's context of"),
+], ids=["budget-word", "temperature-nan", "budget-beyond-context"])
+def test_hook_checks_gen_kwargs_before_lm_eval_indexes_its_tasks(tiny_world, gen_kwargs, msg):
+    """--gen_kwargs values that no model is needed to judge fail before the task indexing too; a budget
+    beyond the context is judged from a local base's config.json."""
+    r = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "lrt", "--model_args",
+                        f"pretrained={tiny_world / 'base'},mode=nothink", "--gen_kwargs", gen_kwargs,
+                        "--tasks", "no_such_task_anywhere"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0
+    assert msg in r.stderr, r.stderr[-2000:]
+    assert "no_such_task_anywhere" not in r.stderr
+
+
+@pytest.mark.parametrize("gen_kwargs, model_args, msg", [
+    ({"max_gen_toks": 2.7}, {}, "max_gen_toks=2.7 must be a whole number"),
+    ({"top_k": "many"}, {}, "top_k='many' must be a whole number"),
+    ({"seed": -1}, {}, "seed must be >= 0"),
+    ({"num_beams": 4}, {}, "'num_beams' is not supported"),
+    ({"max_gen_toks": 5000}, {"mode": "think"}, "can generate 10000 tokens or more"),
+    ({"max_gen_toks": 5000}, {"mode": "think", "answer_allowance": 3200}, "can generate 8200 tokens or more"),
+])
+def test_check_gen_kwargs_rejects(tiny_world, gen_kwargs, model_args, msg):
+    from lrt_bench.eval.backend import LRTLM
+
+    with pytest.raises(LRTError, match=msg.replace("(", r"\(")):
+        LRTLM.check_gen_kwargs(gen_kwargs, {"pretrained": str(tiny_world / "base"), **model_args})
+
+
+@pytest.mark.parametrize("gen_kwargs, model_args", [
+    ({"max_gen_toks": 5000}, {"mode": "think", "allowance_in_budget": "true"}),  # at most B tokens: fits 8192
+    ({"max_gen_toks": 5000}, {"mode": "nothink"}),
+    ({"max_gen_toks": 100000}, {}),  # a hub id: the context is the backend's to check once the model is there
+    ({"temperature": 0.6, "top_p": 0.95, "until": ["\n\n"]}, {}),  # no budget given: each task's own applies
+])
+def test_check_gen_kwargs_accepts(tiny_world, gen_kwargs, model_args):
+    from lrt_bench.eval.backend import LRTLM
+
+    pretrained = "Qwen/Qwen3-1.7B" if gen_kwargs.get("max_gen_toks") == 100000 else str(tiny_world / "base")
+    LRTLM.check_gen_kwargs(gen_kwargs, {"pretrained": pretrained, **model_args})
+
+
 def evaluate(model: str, model_args: str, tasks, limit, tiny_world, **kw):
     import lm_eval
 

@@ -41,14 +41,20 @@ class SamplingSettings:
                 "top_k": self.top_k, "min_p": self.min_p, "from_generation_config": list(self.from_generation_config)}
 
 
-def resolve_sampling(base: Any, request: dict[str, Any]) -> SamplingSettings:
-    """The request's sampling kwargs (any of SAMPLING_KEYS), completed as transformers completes them."""
+def given_sampling(request: dict[str, Any]) -> dict[str, Any]:
+    """The sampling kwargs a request sets (any of SAMPLING_KEYS), typed; bad values raise. Needs no model."""
     given: dict[str, Any] = {}
     if request.get("do_sample") is not None:
         given["do_sample"] = as_bool("generation kwarg do_sample", request["do_sample"])
     for key, kind in (("temperature", float), ("top_p", float), ("top_k", int), ("min_p", float)):
         if request.get(key) is not None:
             given[key] = as_number(f"generation kwarg {key}", request[key], kind)
+    return given
+
+
+def resolve_sampling(base: Any, request: dict[str, Any]) -> SamplingSettings:
+    """The request's sampling kwargs (any of SAMPLING_KEYS), completed as transformers completes them."""
+    given = given_sampling(request)
     if given.get("do_sample") is False or given.get("temperature") == 0:
         return SamplingSettings()
     if "do_sample" not in given and "temperature" not in given:

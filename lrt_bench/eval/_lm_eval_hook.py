@@ -12,10 +12,11 @@ for lm-eval's own modules and, right after each one has run:
                             --include_path. A user's own --include_path still comes after ours and wins.
   lm_eval.config.evaluate_config
                          -> with `--model lrt`, checks the model_args that need no model
-                            (`LRTLM.check_args`) and the reasoner checkpoint's config, weights
-                            SHA-256 and safetensors header (`verify_reasoner`) before lm-eval
-                            indexes its tasks (~13 s), so a mistyped model_arg or a broken reasoner
-                            fails at once.
+                            (`LRTLM.check_args`), the --gen_kwargs values (`check_gen_kwargs`:
+                            types, and a budget beyond a local base's context) and the reasoner
+                            checkpoint's config, weights SHA-256 and safetensors header
+                            (`verify_reasoner`) before lm-eval indexes its tasks (~13 s), so a
+                            mistyped argument or a broken reasoner fails at once.
 
 It also prints lrt-bench's own errors (LRTError) as the one line they are, without a traceback.
 Set LRT_BENCH_NO_LM_EVAL_HOOK=1 to switch it off. The entry-point groups `lm_eval.models` /
@@ -81,6 +82,9 @@ def _after_evaluate_config(module) -> None:
 
             try:
                 LRTLM.check_args(**self.model_args)
+                gen_kwargs = getattr(self, "gen_kwargs", None)
+                if isinstance(gen_kwargs, dict):
+                    LRTLM.check_gen_kwargs(gen_kwargs, self.model_args)
                 if self.model_args.get("reasoner"):
                     verify_reasoner(self.model_args["reasoner"])
             except LRTError:

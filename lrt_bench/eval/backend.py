@@ -29,7 +29,7 @@ from tqdm import tqdm
 from lrt_bench.core import layout
 from lrt_bench.core.generation import DecodeConfig, Generation, LatentLM, check_engine
 from lrt_bench.core.reasoner import load_reasoner, read_reasoner_meta
-from lrt_bench.core.sampling import SAMPLING_KEYS, resolve_sampling
+from lrt_bench.core.sampling import SAMPLING_KEYS, given_sampling, resolve_sampling
 from lrt_bench.errors import LRTError, as_bool, as_number
 from lrt_bench.eval import router
 from lrt_bench.eval.response import Response, account_dict
@@ -46,6 +46,23 @@ _HFLM_ARGS = tuple(p for p in inspect.signature(HFLM.__init__).parameters if p n
 
 def _as_int(name: str, v: Any, minimum: int = 1) -> int:
     return as_number(name, v, int, minimum)
+
+
+def local_context_length(pretrained: Any) -> int | None:
+    """max_position_embeddings from the config.json of a local model directory (None: a hub id, or not
+    stated). Read as JSON, so it costs no model load and no network."""
+    import json
+    from pathlib import Path
+
+    if not isinstance(pretrained, str) or not (Path(pretrained) / "config.json").is_file():
+        return None
+    try:
+        cfg = json.loads((Path(pretrained) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None  # the backend's load reports a damaged config
+    text = cfg.get("text_config") if isinstance(cfg.get("text_config"), dict) else cfg
+    n = text.get("max_position_embeddings")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else None
 
 
 class LRTLM(HFLM):
@@ -149,6 +166,37 @@ class LRTLM(HFLM):
         return {"cache_implementation": cache_implementation, "compile": comp, "sync_every": every}
 
     # ----------------------------------------------------------------------------------------- config
+
+    @staticmethod
+    def check_gen_kwargs(gen_kwargs: dict[str, Any], model_args: dict[str, Any]) -> None:
+        """The --gen_kwargs checks that need no model (run by the lm-eval start-up hook before lm-eval
+        indexes its tasks; `_decode_config` checks every request again with the model): the values'
+        types, and a budget that no prompt could fit in the context of a local base's config.json."""
+        kw = dict(gen_kwargs)
+        # Without max_gen_toks here, each task's own value applies, which only the tasks know.
+        budget = _as_int("generation kwarg max_gen_toks", kw.pop("max_gen_toks")) if "max_gen_toks" in kw else None
+        given_sampling(kw)
+        if kw.get("seed") is not None:
+            _as_int("generation kwarg seed", kw["seed"], minimum=0)
+        for ignored in ("max_length", "num_beams"):
+            if ignored in kw:
+                raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
+        ctx = local_context_length(model_args.get("pretrained"))
+        if budget is None or ctx is None:
+            return
+        mode = str(model_args.get("mode", "think"))
+        in_budget = as_bool("model_arg allowance_in_budget", model_args.get("allowance_in_budget", False))
+        allowance = model_args.get("answer_allowance")
+        allowance = None if allowance in (None, "", "none", "None") else _as_int("model_arg answer_allowance", allowance)
+        # The fewest tokens the budget lets a row generate at most (the forced close is left out): a
+        # prompt of one token with them must fit.
+        most = budget + (allowance or budget) if mode == "think" and not in_budget else budget
+        if 1 + most > ctx:
+            raise LRTError(
+                f"the budget max_gen_toks={budget} in mode={mode} can generate {most} tokens or more, which "
+                f"exceeds the base's context of {ctx} with any prompt: lower max_gen_toks (or set "
+                "answer_allowance / allowance_in_budget=true in think mode)"
+            )
 
     def _decode_config(self, gen_kwargs: dict[str, Any], until: list[str] | None = None) -> DecodeConfig:
         """A request's gen_kwargs -> the DecodeConfig it runs with (sampling resolved as transformers does)."""
