@@ -171,7 +171,7 @@ def repeat_rows(cache, k: int) -> None:
 
 def select_rows(cache, idx: torch.Tensor) -> None:
     """Keep only rows `idx` [A'] of every layer, in place (the decode loop drops finished rows). A static
-    layer's buffer is copied once, whole, so that later steps still write in place."""
+    layer gets one new buffer of its full length, so that later steps still write in place."""
     if not is_static(cache):
         cache.batch_select_indices(idx)
         return

@@ -48,6 +48,19 @@ def _as_int(name: str, v: Any, minimum: int = 1) -> int:
     return as_number(name, v, int, minimum)
 
 
+def _refuse_unsupported(gen_kwargs: dict[str, Any]) -> None:
+    for ignored in ("max_length", "num_beams"):
+        if ignored in gen_kwargs:
+            raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
+
+
+def _allowance_args(answer_allowance: Any, allowance_in_budget: Any) -> tuple[int | None, bool]:
+    """model_args answer_allowance / allowance_in_budget -> (int or None, bool); bad values raise."""
+    allowance = (None if answer_allowance in (None, "", "none", "None")
+                 else _as_int("model_arg answer_allowance", answer_allowance))
+    return allowance, as_bool("model_arg allowance_in_budget", allowance_in_budget)
+
+
 def local_context_length(pretrained: Any) -> int | None:
     """max_position_embeddings from the config.json of a local model directory (None: a hub id, or not
     stated). Read as JSON, so it costs no model load and no network."""
@@ -144,9 +157,7 @@ class LRTLM(HFLM):
             raise LRTError(f"router_threshold / router_score apply to mode=hybrid only, not mode={mode}")
         LRTLM.engine_args(cache_implementation, compile, sync_every)
         meta = read_reasoner_meta(reasoner) if reasoner else None
-        allowance = (None if answer_allowance in (None, "", "none", "None")
-                     else _as_int("model_arg answer_allowance", answer_allowance))
-        in_budget = as_bool("model_arg allowance_in_budget", allowance_in_budget)
+        allowance, in_budget = _allowance_args(answer_allowance, allowance_in_budget)
         if "max_gen_toks" in kwargs:
             _as_int("model_arg max_gen_toks", kwargs["max_gen_toks"])
         bs = kwargs.get("batch_size", 1)
@@ -178,19 +189,17 @@ class LRTLM(HFLM):
         given_sampling(kw)
         if kw.get("seed") is not None:
             _as_int("generation kwarg seed", kw["seed"], minimum=0)
-        for ignored in ("max_length", "num_beams"):
-            if ignored in kw:
-                raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
+        _refuse_unsupported(kw)
         ctx = local_context_length(model_args.get("pretrained"))
         if budget is None or ctx is None:
             return
         mode = str(model_args.get("mode", "think"))
-        in_budget = as_bool("model_arg allowance_in_budget", model_args.get("allowance_in_budget", False))
-        allowance = model_args.get("answer_allowance")
-        allowance = None if allowance in (None, "", "none", "None") else _as_int("model_arg answer_allowance", allowance)
-        # The fewest tokens the budget lets a row generate at most (the forced close is left out): a
-        # prompt of one token with them must fit.
-        most = budget + (allowance or budget) if mode == "think" and not in_budget else budget
+        allowance, in_budget = _allowance_args(model_args.get("answer_allowance"),
+                                               model_args.get("allowance_in_budget", False))
+        # The most tokens a row may generate, the forced close left out (the tokenizer is not loaded):
+        # a prompt of one token with them must fit. Under allowance_in_budget that is the budget itself.
+        most = budget if in_budget else DecodeConfig(mode="latent" if mode == "hybrid" else mode, max_gen_toks=budget,
+                                                     answer_allowance=allowance).max_new_tokens
         if 1 + most > ctx:
             raise LRTError(
                 f"the budget max_gen_toks={budget} in mode={mode} can generate {most} tokens or more, which "
@@ -205,9 +214,7 @@ class LRTLM(HFLM):
         sampling = resolve_sampling(self.model, {k: kw.pop(k, None) for k in SAMPLING_KEYS})
         seed = kw.pop("seed", None)
         kw.pop("until", None)
-        for ignored in ("max_length", "num_beams"):
-            if ignored in kw:
-                raise LRTError(f"generation kwarg {ignored!r} is not supported by --model lrt: use max_gen_toks")
+        _refuse_unsupported(kw)
         if kw:
             log.warning("lrt backend ignores generation kwargs %s", sorted(kw))
         cfg = DecodeConfig(
