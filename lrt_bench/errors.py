@@ -42,7 +42,7 @@ def as_number(name: str, v: Any, kind: type = float, minimum: float | None = Non
     return out
 
 
-def nonneg_int(v: str) -> int:
+def nonneg_int(v: str, minimum: int = 0) -> int:
     """An argparse `type=` for counts and seeds: a whole number >= 0, else argparse's one-line error."""
     import argparse
 
@@ -50,6 +50,11 @@ def nonneg_int(v: str) -> int:
         n = int(v)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
+    if n < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {n}")
     return n
+
+
+def positive_int(v: str) -> int:
+    """An argparse `type=` for a count that must be >= 1 (workers, jobs)."""
+    return nonneg_int(v, minimum=1)

@@ -1,6 +1,6 @@
 """`lrt-bench demo`: the whole study on the tiny world, offline, in one command.
 
-    lrt-bench demo [--quick] [--out DIR] [--world DIR]
+    lrt-bench demo [--quick] [--out DIR] [--world DIR] [--jobs N]
 
 1. builds the tiny world (cached: a finished world is reused);
 2. trains the LRT reasoner with the tiny SFT and GRPO recipes, and the ShorterBetter and LC-R1
@@ -9,10 +9,13 @@
    `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (16, 64, 512 tokens for think, NoThinking
    and LRT; the smallest and largest for the baselines; --quick: 16 and 512);
 4. runs the redundancy analysis on the base;
+   (2-4 are stages that each start once what they need is there, --jobs at a time, each in a worker
+   process at one torch thread, its output in OUT/logs/<stage>.log: `lrt_bench.tools.stages`)
 5. writes every lm-eval result, training log and plot under --out, and OUT/commands.sh: the documented
-   command of every stage it ran (`python -m trainers.sft --config ...`, `lm_eval --model lrt ...`,
-   `lrt-bench redundancy ...`). The trainers run in-process through their command-line entry point
-   (`trainers.cli.run_main`, the same argv); lm-eval runs in-process with the command's arguments,
+   command of every stage (`python -m trainers.sft --config ...`, `lm_eval --model lrt ...`,
+   `lrt-bench redundancy ...`); run one after another, at one thread each (OMP_NUM_THREADS=1), they
+   give the same numbers. The trainers run in their worker through their command-line entry point
+   (`trainers.cli.run_main`, the same argv); lm-eval runs in its worker with the command's arguments,
    because its CLI would index its thousands of built-in tasks again for each of the ~20 evaluations
    (tests/test_demo.py runs a recorded lm_eval command and gets the demo's samples);
 6. prints the leaderboard (and writes it as OUT/LEADERBOARD.md, OUT/leaderboard.csv/.png: accuracy
@@ -40,6 +43,12 @@ SMALL_BUDGET = 16  # tokens: below the tiny base's shortest traces, so think mod
 # rows than at 64, so larger batches take fewer steps in all: think at B=64 took 47 s instead of 73-91 s
 # for 512 rows (measured under load, alternating).
 EVAL_BATCH_SIZE = 256
+# Rough seconds of each stage on 2 cores at one thread (the committed seed-0 run): they only order the
+# ready stages, longest remaining chain first (lrt_bench.tools.stages), so that SFT -> GRPO -> LRT's
+# evaluations, the longest chain, starts at once and the short evaluations fill the gaps.
+TRAIN_COST_S = {"sft": 165, "grpo": 280, "shorterbetter": 310, "lcr1": 200}
+EVAL_COST_S = {"think": 80, "nothink": 20, "latent": 20, "hybrid": 40}  # per (method, budget) cell
+REDUNDANCY_COST_S = 15
 
 
 @dataclass(frozen=True)
@@ -107,33 +116,42 @@ def _world_seed(args: argparse.Namespace, world: Path) -> int:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
 
 
-def _train(kind: str, recipe: str, overrides: dict[str, Any], console, commands: list[str]) -> Path:
-    """Run `python -m trainers.<kind> --config <tiny recipe> --key value ...` in-process: the trainer's
-    command-line entry point with that argv, recorded in `commands`.
+def _train_command(kind: str, recipe: str, overrides: dict[str, Any]) -> tuple[list[str], str]:
+    """The argv (after the program) and the documented command of `python -m trainers.<kind> --config <tiny
+    recipe> --key value ... --overwrite`."""
+    argv = ["--config", _shown(recipes_dir() / recipe),
+            *[a for k, v in overrides.items() for a in (f"--{k}", str(v))], "--overwrite"]
+    return argv, shlex.join(["python", "-m", f"trainers.{kind}", *argv])
 
-    A stage whose output is complete (train_summary.json is written last) is reused, so an
-    interrupted demo picks up where it stopped; --overwrite starts afresh.
-    """
+
+def _train(kind: str, argv: list[str], out: str, command: str) -> None:
+    """A stage: the trainer's command-line entry point with that argv, in-process (`trainers.cli.run_main`).
+    Its output is complete when train_summary.json, written last, is there."""
     from lrt_bench.errors import LRTError
     from trainers import grpo, sft
     from trainers.cli import run_main
     from trainers.config import GRPOConfig, SFTConfig
 
-    prog = f"python -m trainers.{kind}"
-    argv = ["--config", _shown(recipes_dir() / recipe),
-            *[a for k, v in overrides.items() for a in (f"--{k}", str(v))], "--overwrite"]
-    command = shlex.join([*prog.split(), *argv])
-    commands.append(command)
-    out = Path(overrides["output_dir"])
-    if (out / "train_summary.json").is_file():
-        console.print(f"[dim]reusing {out} (finished earlier; --overwrite retrains)")
-        return out
-    console.rule(f"[bold]train: {recipe}")
     module, cls = (sft, SFTConfig) if kind == "sft" else (grpo, GRPOConfig)
-    rc = run_main(module.main, cls, prog, argv)
-    if rc != 0 or not (out / "train_summary.json").is_file():
+    rc = run_main(module.main, cls, f"python -m trainers.{kind}", argv)
+    if rc != 0 or not (Path(out) / "train_summary.json").is_file():
         raise LRTError(f"training stopped (exit {rc}, its error is above): rerun `{command}` to see it alone")
-    return out
+
+
+def _evaluate(model_args: dict[str, Any], where: str, how: dict[str, Any]) -> None:
+    """A stage: one lm-eval run of `lrt_tiny` (in-process: see the module's docstring)."""
+    from lrt_bench.eval.evaluate import run_lm_eval
+
+    run_lm_eval(model_args, ["lrt_tiny"], where, **how)
+
+
+def _redundancy(world: str, limit: int, out: str) -> None:
+    """A stage: the redundancy analysis of the base's own traces."""
+    from rich.console import Console
+
+    from lrt_bench.tools.redundancy import run_redundancy
+
+    run_redundancy(model=world, task="lrt_tiny", limit=limit, out=Path(out), console=Console())
 
 
 def _untrained_reasoner(world: Path, out: Path) -> Path:
@@ -156,16 +174,17 @@ def run_demo(args: argparse.Namespace) -> int:
     import torch
     from rich.console import Console
 
-    from lrt_bench.eval.evaluate import lm_eval_command, run_lm_eval
+    from lrt_bench.eval.evaluate import lm_eval_command
     from lrt_bench.io import atomic_write_bytes, atomic_write_json, atomic_write_text, check_writable_dir
     from lrt_bench.provenance import provenance
     from lrt_bench.tiny.build import build_tiny_world
     from lrt_bench.tools import leaderboard
     from lrt_bench.tools.findings import write_findings
-    from lrt_bench.tools.redundancy import run_redundancy
+    from lrt_bench.tools.stages import STAGE_THREADS, Stage, default_jobs, run_stages
 
     console = Console()
     plan = QUICK if args.quick else FULL
+    jobs = getattr(args, "jobs", None) or default_jobs()
     out = check_writable_dir(args.out, "--out")
     if args.world:
         check_writable_dir(args.world, "--world")
@@ -188,30 +207,40 @@ def run_demo(args: argparse.Namespace) -> int:
     train = out / "train"
     commands: list[str] = []  # every stage's documented command, in order (OUT/commands.sh)
 
-    # 2. training: LRT (SFT then GRPO from the SFT reasoner), then the two explicit baselines
+    # 2-4. the stages: LRT's training (SFT, then GRPO from the SFT reasoner) and the two explicit
+    # baselines', every method's evaluation at its budgets, the redundancy analysis; each starts once
+    # what it needs is there, `--jobs` at a time (lrt_bench.tools.stages)
     def steps(n: int | None) -> dict[str, Any]:
         return {} if n is None else {"max_steps": n, "warmup_steps": 0, "save_steps": 0,
                                      "eval_steps": 0, "logging_steps": max(1, n // 10)}
 
-    def trained(kind: str, recipe: str, overrides: dict[str, Any]) -> Path:
-        return _train(kind, recipe, overrides, console, commands)
+    stages: list[Stage] = []
 
-    t = time.perf_counter()
+    def trained(kind: str, name: str, overrides: dict[str, Any], after: tuple[str, ...] = ()) -> Path:
+        """Plan the training stage train/<name> (tiny recipe <name>.yaml); returns its output folder. A
+        stage whose output is complete (train_summary.json is written last) is reused, so an interrupted
+        demo picks up where it stopped; --overwrite starts afresh."""
+        d = train / name
+        argv, command = _train_command(kind, f"{name}.yaml", {"output_dir": _shown(d), **overrides})
+        commands.append(command)
+        if (d / "train_summary.json").is_file():
+            console.print(f"[dim]reusing {d} (finished earlier; --overwrite retrains)")
+        else:
+            stages.append(Stage(f"train/{name}", _train, (kind, argv, str(d), command),
+                                after=tuple(a for a in after if any(s.name == a for s in stages)),
+                                cost=TRAIN_COST_S.get(name, 300), command=command, steps_log=d / "log.jsonl",
+                                label=f"train {name}"))
+        return d
+
     untrained = train / "untrained" / "reasoner"
     if not untrained.is_dir():
         _untrained_reasoner(world, train / "untrained")
-    sft_dir = trained("sft", "sft.yaml", {"output_dir": _shown(train / "sft"), **steps(plan.sft_steps)})
-    grpo_dir = trained("grpo", "grpo.yaml", {"output_dir": _shown(train / "grpo"),
-                                             "reasoner": _shown(sft_dir / "reasoner"), **steps(plan.grpo_steps)})
-    baselines = {}
-    for name in ("shorterbetter", "lcr1"):
-        if (recipes_dir() / f"{name}.yaml").is_file():
-            d = trained("grpo", f"{name}.yaml", {"output_dir": _shown(train / name), **steps(plan.baseline_steps)})
-            baselines[name] = d / "model"
-    timings["train"] = time.perf_counter() - t
+    sft_dir = trained("sft", "sft", steps(plan.sft_steps))
+    grpo_dir = trained("grpo", "grpo", {"reasoner": _shown(sft_dir / "reasoner"), **steps(plan.grpo_steps)},
+                       after=("train/sft",))
+    baselines = {name: trained("grpo", name, steps(plan.baseline_steps)) / "model"
+                 for name in ("shorterbetter", "lcr1") if (recipes_dir() / f"{name}.yaml").is_file()}
 
-    # 3. evaluation through the lrt backend, every method at every budget
-    t = time.perf_counter()
     base = _shown(world / "base")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     methods: dict[str, dict[str, Any]] = {
@@ -222,6 +251,7 @@ def run_demo(args: argparse.Namespace) -> int:
         "lrt": {"pretrained": base, "mode": "latent", "reasoner": _shown(grpo_dir / "reasoner")},
         **{name: {"pretrained": _shown(d), "mode": "think"} for name, d in baselines.items()},
     }
+    needs = {"lrt-sft": "train/sft", "lrt": "train/grpo", **{n: f"train/{n}" for n in baselines}}
     results_dir = out / "results"
     for budget in plan.budgets:
         for name, margs in methods.items():
@@ -230,23 +260,26 @@ def run_demo(args: argparse.Namespace) -> int:
             where = results_dir / f"b{budget}" / name
             how = dict(gen_kwargs={"max_gen_toks": budget}, limit=plan.eval_limit, batch_size=EVAL_BATCH_SIZE,
                        device=device)
-            commands.append(shlex.join(lm_eval_command(margs, ["lrt_tiny"], _shown(where), **how)))
+            command = shlex.join(lm_eval_command(margs, ["lrt_tiny"], _shown(where), **how))
+            commands.append(command)
             if any(where.rglob("results_*.json")):
                 console.print(f"[dim]reusing {where}")
                 reused.append(f"results/b{budget}/{name}")
                 continue
-            console.rule(f"[bold]evaluate: {name}, budget {budget}")
-            run_lm_eval(margs, ["lrt_tiny"], where, **how)
-    timings["evaluate"] = time.perf_counter() - t
-
-    # 4. redundancy of the base's own traces
+            after = tuple(n for n in (needs.get(name),) if n and any(s.name == n for s in stages))
+            stages.append(Stage(f"results/b{budget}/{name}", _evaluate, (margs, _shown(where), how), after=after,
+                                cost=EVAL_COST_S[margs["mode"]], command=command,
+                                label=f"evaluate {name}, budget {budget}"))
+    redundancy_cmd = shlex.join(["lrt-bench", "redundancy", "--model", _shown(world), "--task", "lrt_tiny",
+                                 "--limit", str(plan.redundancy_limit), "--out", _shown(out / "redundancy")])
+    commands.append(redundancy_cmd)
+    stages.append(Stage("redundancy", _redundancy, (str(world), plan.redundancy_limit, str(out / "redundancy")),
+                        cost=REDUNDANCY_COST_S, command=redundancy_cmd, label="redundancy analysis"))
     t = time.perf_counter()
-    console.rule("[bold]redundancy analysis")
-    commands.append(shlex.join(["lrt-bench", "redundancy", "--model", _shown(world), "--task", "lrt_tiny",
-                                "--limit", str(plan.redundancy_limit), "--out", _shown(out / "redundancy")]))
-    run_redundancy(model=str(world), task="lrt_tiny", limit=plan.redundancy_limit, out=out / "redundancy",
-                   console=console)
-    timings["redundancy"] = time.perf_counter() - t
+    seconds = run_stages(stages, jobs, out / "logs", console)
+    timings["stages"] = time.perf_counter() - t
+    for part, prefix in (("train", "train/"), ("evaluate", "results/"), ("redundancy", "redundancy")):
+        timings[part] = sum(v for k, v in seconds.items() if k.startswith(prefix))
 
     # 5-6. leaderboard
     notes: list[str] = []
@@ -264,7 +297,10 @@ def run_demo(args: argparse.Namespace) -> int:
     atomic_write_json(out / "demo.json", {
         "quick": plan.quick, "world": str(world), "plan": plan.__dict__,
         "world_code_version": world_meta.get("code_version"), "world_seed": world_meta.get("seed"),
-        "reused": reused, "commands": commands, "provenance": prov, "seconds": {k: round(v, 1) for k, v in timings.items()}})
+        "reused": reused, "commands": commands, "provenance": prov,
+        "jobs": jobs, "stage_threads": STAGE_THREADS,
+        "seconds": {k: round(v, 1) for k, v in timings.items()},
+        "stage_seconds": {k: round(v, 1) for k, v in seconds.items()}})
     # 7. the paper's findings against their targets, with paired intervals
     console.print(write_findings(out))
     console.print(f"demo done in {timings['total'] / 60:.1f} min: results, logs and plots under {out}")
@@ -272,7 +308,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
-    from lrt_bench.errors import nonneg_int
+    from lrt_bench.errors import nonneg_int, positive_int
+    from lrt_bench.tools.stages import default_jobs
 
     p = subparsers.add_parser("demo", help="the whole study on the tiny world, offline: train, evaluate, analyse")
     p.add_argument("--quick", action="store_true", help="quick world, fewer steps and problems (a smoke run)")
@@ -281,6 +318,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=nonneg_int, default=None,
                    help="the tiny world's seed (default: that of the world already in --world, else 0); a world "
                         "with another seed is rebuilt, as `lrt-bench tiny build --seed` does")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help=f"stages run at once, each in its own process at one torch thread (default "
+                        f"{default_jobs()}: one per core, at most 4); 1 runs them one after another in this process")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh (default: reuse the finished stages of an earlier run in --out)")
     p.set_defaults(func=run_demo)
