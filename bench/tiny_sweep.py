@@ -1,13 +1,15 @@
 """Sweep G_φ's shape on the tiny world: latents (4, 8, 16, 32, 64) x fusion (concat; hadamard on request), SFT only.
 
     python bench/tiny_sweep.py [--steps 500] [--latents 4,8,16,32,64] [--fusions concat] \\
-        [--out results/tiny/latent_count.json] [--runs runs/sweep]
+        [--out results/tiny/latent_count.json] [--runs runs/sweep] [--jobs N]
 
 Each cell is one SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents` overridden, then
 greedy latent-mode accuracy on the whole eval split (the run's own evaluation, through `LatentLM.generate`,
 the path the `lrt` backend uses). Same seed, data order and step count for every cell, so the cells differ
-only in shape. Cells run one after the other; the JSON (with its provenance) and a plot beside it
-(`<out>.png`) are rewritten after each, so a killed sweep keeps what it measured and a rerun resumes it.
+only in shape. Cells run `--jobs` at a time, each in its own process at one torch thread
+(`lrt_bench.tools.stages`; RUNS/logs/<cell>.log holds its output); the JSON (with its provenance) and a
+plot beside it (`<out>.png`) are rewritten as each finishes, so a killed sweep keeps what it measured and
+a rerun resumes it.
 The demo's FINDINGS.md reads `latent_count.json` from its output directory (the "latent count" row).
 """
 
@@ -18,7 +20,9 @@ import json
 import time
 from pathlib import Path
 
+from lrt_bench.errors import positive_int
 from lrt_bench.io import atomic_write_bytes, atomic_write_json, read_jsonl
+from lrt_bench.tools.stages import default_jobs
 
 RECIPE = Path(__file__).resolve().parents[1] / "trainers" / "recipes" / "tiny" / "sft.yaml"
 
@@ -55,6 +59,19 @@ def plot(cells: list[dict]) -> bytes:
     return buf.getvalue()
 
 
+def run_cell(fusion: str, num_latents: int, steps: int, eval_problems: int, run_dir: str) -> None:
+    """One cell (a stage of lrt_bench.tools.stages): the tiny SFT recipe with this shape, then its greedy
+    evaluation on `eval_problems` problems (the run's own, logged as its last line)."""
+    from trainers import sft
+    from trainers.config import SFTConfig
+
+    sft.main(SFTConfig.load(RECIPE, {
+        "fusion": fusion, "num_latents": num_latents, "max_steps": steps, "output_dir": run_dir,
+        "overwrite": True, "eval_steps": steps, "eval_samples": eval_problems, "save_steps": 0,
+        "progress": False, "warmup_steps": min(50, steps // 10),
+    }))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=500)
@@ -63,44 +80,46 @@ def main() -> None:
     p.add_argument("--runs", default="runs/sweep")
     p.add_argument("--out", default="results/tiny/latent_count.json")
     p.add_argument("--eval-problems", type=int, default=1000, help="eval problems per cell (the tiny split has 1,000)")
+    p.add_argument("--jobs", type=positive_int, default=default_jobs(),
+                   help="cells trained at once, each in its own process at one torch thread (default: one per "
+                        "core, at most 4; the numbers do not depend on it)")
     args = p.parse_args()
+
+    from rich.console import Console
 
     from lrt_bench.eval.data import tiny_dir
     from lrt_bench.provenance import provenance
-    from trainers import sft
-    from trainers.config import SFTConfig
+    from lrt_bench.tools.stages import Stage, run_stages
 
     out = Path(args.out)
     prov = provenance()
     world = json.loads((tiny_dir() / "world.json").read_text())
     cells = json.loads(out.read_text())["cells"] if out.is_file() else []
     have = {(c["fusion"], c["num_latents"], c["steps"]) for c in cells}
-    for fusion in args.fusions.split(","):
-        for n in [int(x) for x in args.latents.split(",")]:
-            if (fusion, n, args.steps) in have:
-                continue
-            run_dir = Path(args.runs) / f"{fusion}-{n}"
-            cfg = SFTConfig.load(RECIPE, {
-                "fusion": fusion, "num_latents": n, "max_steps": args.steps, "output_dir": str(run_dir),
-                "overwrite": True, "eval_steps": args.steps, "eval_samples": args.eval_problems, "save_steps": 0,
-                "progress": False, "warmup_steps": min(50, args.steps // 10),
-            })
-            t0 = time.perf_counter()
-            sft.main(cfg)
-            seconds = time.perf_counter() - t0
-            last = read_jsonl(run_dir / "log.jsonl")[-1]
-            cells.append({"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
-                          "eval_problems": args.eval_problems, "final_loss": last["loss"], "seconds": round(seconds, 1)})
-            cells.sort(key=lambda c: (c["fusion"], c["num_latents"], c["steps"]))
-            atomic_write_json(out, {
-                "recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,
-                "world_code_version": world.get("code_version"), "world_seed": world.get("seed"),
-                "provenance": prov, "command": "python bench/tiny_sweep.py " + " ".join(
-                    f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()),
-                "note": "greedy latent-mode accuracy on the tiny eval split after one SFT run per cell; "
-                        "seconds are wall time of the run (training and its evaluation)"})
-            atomic_write_bytes(out.with_suffix(".png"), plot(cells))
-            print(json.dumps(cells[-1]), flush=True)
+    todo = {f"{fusion}-{n}": (fusion, int(n)) for fusion in args.fusions.split(",") for n in args.latents.split(",")
+            if (fusion, int(n), args.steps) not in have}
+    command = "python bench/tiny_sweep.py " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items())
+
+    def done(name: str, seconds: float) -> None:
+        """Save the finished cell at once: a killed sweep keeps what it measured."""
+        fusion, n = todo[name]
+        last = read_jsonl(Path(args.runs) / name / "log.jsonl")[-1]
+        cells.append({"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
+                      "eval_problems": args.eval_problems, "final_loss": last["loss"], "seconds": round(seconds, 1)})
+        cells.sort(key=lambda c: (c["fusion"], c["num_latents"], c["steps"]))
+        atomic_write_json(out, {
+            "recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,
+            "world_code_version": world.get("code_version"), "world_seed": world.get("seed"),
+            "provenance": prov, "command": command, "jobs": args.jobs,
+            "note": "greedy latent-mode accuracy on the tiny eval split after one SFT run per cell; seconds are "
+                    "the wall time of the cell's run (training and its evaluation), with up to `jobs` cells at once"})
+        atomic_write_bytes(out.with_suffix(".png"), plot(cells))
+        print(json.dumps(cells[-1]), flush=True)
+
+    # the largest cells first: the longest runs start at once
+    stages = [Stage(name, run_cell, (fusion, n, args.steps, args.eval_problems, str(Path(args.runs) / name)),
+                    cost=n, label=f"SFT, {n} latents, {fusion}") for name, (fusion, n) in todo.items()]
+    run_stages(stages, args.jobs, Path(args.runs) / "logs", Console(), on_done=done)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,14 @@ def test_latent_count_sweep_smoke(tiny_world, tmp_path):
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     row = _latent_count(tmp_path)
     assert row.met is False and "2: " in row.ours and "4: " in row.ours  # 8, 16, 32, 64 not measured
+    # the cells ran side by side (default --jobs on 2 cores); one at a time gives the same numbers
+    again = tmp_path / "again" / "latent_count.json"
+    r = subprocess.run([sys.executable, str(REPO / "bench" / "tiny_sweep.py"), "--steps", "2", "--latents", "2,4",
+                        "--eval-problems", "4", "--runs", str(tmp_path / "runs1"), "--out", str(again), "--jobs", "1"],
+                       capture_output=True, text=True, timeout=600, env={**os.environ, "LRT_TINY_DIR": str(tiny_world)})
+    assert r.returncode == 0, r.stderr
+    measured = [{k: v for k, v in c.items() if k != "seconds"} for c in payload["cells"]]
+    assert [{k: v for k, v in c.items() if k != "seconds"} for c in json.loads(again.read_text())["cells"]] == measured
 
 
 def test_demo_uses_the_seed_of_the_world_it_is_given(tmp_path):

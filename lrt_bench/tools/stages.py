@@ -155,10 +155,12 @@ def _fail(stage: Stage, error: BaseException, log: Path | None) -> LRTError:
     return LRTError(f"stage {stage.name} failed ({error}){where}{rerun}")
 
 
-def run_stages(stages: Sequence[Stage], jobs: int, logs: Path, console) -> dict[str, float]:
+def run_stages(stages: Sequence[Stage], jobs: int, logs: Path, console,
+               on_done: Callable[[str, float], None] | None = None) -> dict[str, float]:
     """Run every stage, at most `jobs` at once; returns each stage's own seconds.
 
     logs: the folder of the per-stage log files (with jobs > 1). console: a rich Console.
+    on_done(name, seconds): called in this process as each stage finishes (e.g. to save what it measured).
     """
     if jobs < 1:
         raise LRTError(f"jobs must be >= 1, got {jobs}")
@@ -176,6 +178,8 @@ def run_stages(stages: Sequence[Stage], jobs: int, logs: Path, console) -> dict[
             pending.remove(s)
             console.rule(f"[bold]{s.label or s.name}")
             done[s.name] = _run_logged(s.call, s.args, None)
+            if on_done is not None:
+                on_done(s.name, done[s.name])
         return done
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -215,6 +219,8 @@ def run_stages(stages: Sequence[Stage], jobs: int, logs: Path, console) -> dict[
                     bar.advance(overall)
                     console.print(f"[green]done[/] {s.label or name} ({done[name]:.0f} s; "
                                   f"{time.perf_counter() - t0:.0f} s in)")
+                    if on_done is not None:
+                        on_done(name, done[name])
         pool.close()
     finally:
         pool.terminate()  # a failure or ^C: the other stages stop too (each is resumable)
