@@ -104,8 +104,9 @@ def main() -> None:
         """Save the finished cell at once: a killed sweep keeps what it measured."""
         fusion, n = todo[name]
         last = read_jsonl(Path(args.runs) / name / "log.jsonl")[-1]
-        cells.append({"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
-                      "eval_problems": args.eval_problems, "final_loss": last["loss"], "seconds": round(seconds, 1)})
+        cell = {"fusion": fusion, "num_latents": n, "steps": args.steps, "eval_accuracy": last["eval_accuracy"],
+                "eval_problems": args.eval_problems, "final_loss": last["loss"], "seconds": round(seconds, 1)}
+        cells.append(cell)
         cells.sort(key=lambda c: (c["fusion"], c["num_latents"], c["steps"]))
         atomic_write_json(out, {
             "recipe": str(RECIPE.relative_to(RECIPE.parents[3])), "cells": cells,
@@ -114,7 +115,7 @@ def main() -> None:
             "note": "greedy latent-mode accuracy on the tiny eval split after one SFT run per cell; seconds are "
                     "the wall time of the cell's run (training and its evaluation), with up to `jobs` cells at once"})
         atomic_write_bytes(out.with_suffix(".png"), plot(cells))
-        print(json.dumps(cells[-1]), flush=True)
+        print(json.dumps(cell), flush=True)
 
     # the largest cells first: the longest runs start at once
     stages = [Stage(name, run_cell, (fusion, n, args.steps, args.eval_problems, str(Path(args.runs) / name)),

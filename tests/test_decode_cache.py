@@ -52,9 +52,26 @@ def run(world, engine, cfg, repeats=1):
     return gens, lm.last_timings
 
 
+SCORES = ("answer_logprob_mean", "answer_logprob_min", "router_score")
+
+
+class Score(float):
+    """An answer score that equals another to float32 rounding: an engine that drops finished rows runs
+    the step at other batch shapes, and some CPUs' kernels round differently per shape (seen: 5e-8 on
+    -0.17). Text, ids and every count stay exact."""
+
+    def __eq__(self, other):
+        return isinstance(other, float) and abs(self - other) <= 1e-5 * max(1.0, abs(other))
+
+    __hash__ = float.__hash__
+
+
 def facts(gens):
-    return [(g.text, g.token_ids, g.eos_id, {k: v for k, v in dataclasses.asdict(g.account).items() if k != "seconds"})
-            for g in gens]
+    def account(g):
+        d = {k: v for k, v in dataclasses.asdict(g.account).items() if k != "seconds"}
+        return {k: Score(v) if k in SCORES and isinstance(v, float) else v for k, v in d.items()}
+
+    return [(g.text, g.token_ids, g.eos_id, account(g)) for g in gens]
 
 
 SLOW_CONFIGS = {"think", "think sampled", "latent sampled scored", "think in budget"}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The documented command of every stage of this demo run, in order (the leaderboard and the untrained G_φ are written by the demo itself).
+set -euo pipefail
+python -m trainers.sft --config wt/trainers/recipes/tiny/sft.yaml --output_dir demo1/train/sft --overwrite
+python -m trainers.grpo --config wt/trainers/recipes/tiny/grpo.yaml --output_dir demo1/train/grpo --reasoner demo1/train/sft/reasoner --overwrite
+python -m trainers.grpo --config wt/trainers/recipes/tiny/shorterbetter.yaml --output_dir demo1/train/shorterbetter --overwrite
+python -m trainers.grpo --config wt/trainers/recipes/tiny/lcr1.yaml --output_dir demo1/train/lcr1 --overwrite
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/think --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/nothink --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/lrt --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=demo1/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/shorterbetter --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=demo1/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/lcr1 --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/think --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/nothink --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/lrt --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/think --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/nothink --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=latent,reasoner=demo1/train/untrained/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt-untrained --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=latent,reasoner=demo1/train/sft/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt-sft --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/world_clean/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=demo1/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/shorterbetter --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=demo1/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lcr1 --gen_kwargs max_gen_toks=512 --log_samples
+lrt-bench redundancy --model /work/exp/world_clean --task lrt_tiny --limit 100 --out demo1/redundancy
+python -m lrt_bench.tools.findings demo1
