@@ -43,7 +43,8 @@ def as_number(name: str, v: Any, kind: type = float, minimum: float | None = Non
 
 
 def nonneg_int(v: str, minimum: int = 0) -> int:
-    """An argparse `type=` for counts and seeds: a whole number >= 0, else argparse's one-line error."""
+    """An argparse `type=` for counts and seeds: a whole number >= `minimum` (0), else argparse's one-line
+    error."""
     import argparse
 
     try:

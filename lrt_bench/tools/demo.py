@@ -124,9 +124,10 @@ def _train_command(kind: str, recipe: str, overrides: dict[str, Any]) -> tuple[l
     return argv, shlex.join(["python", "-m", f"trainers.{kind}", *argv])
 
 
-def _train(kind: str, argv: list[str], out: str, command: str) -> None:
+def _train(kind: str, argv: list[str], out: str) -> None:
     """A stage: the trainer's command-line entry point with that argv, in-process (`trainers.cli.run_main`).
-    Its output is complete when train_summary.json, written last, is there."""
+    Its output is complete when train_summary.json, written last, is there. (A failure's message gets
+    the command that reruns it from the scheduler, `stages.run_stages`.)"""
     from lrt_bench.errors import LRTError
     from trainers import grpo, sft
     from trainers.cli import run_main
@@ -135,7 +136,7 @@ def _train(kind: str, argv: list[str], out: str, command: str) -> None:
     module, cls = (sft, SFTConfig) if kind == "sft" else (grpo, GRPOConfig)
     rc = run_main(module.main, cls, f"python -m trainers.{kind}", argv)
     if rc != 0 or not (Path(out) / "train_summary.json").is_file():
-        raise LRTError(f"training stopped (exit {rc}, its error is above): rerun `{command}` to see it alone")
+        raise LRTError(f"training stopped (exit {rc}, its error is above)")
 
 
 def _evaluate(model_args: dict[str, Any], where: str, how: dict[str, Any]) -> None:
@@ -216,6 +217,10 @@ def run_demo(args: argparse.Namespace) -> int:
 
     stages: list[Stage] = []
 
+    def planned(*names: str | None) -> tuple[str, ...]:
+        """Those of `names` that are stages of this run (a reused stage is not waited on)."""
+        return tuple(n for n in names if n and any(s.name == n for s in stages))
+
     def trained(kind: str, name: str, overrides: dict[str, Any], after: tuple[str, ...] = ()) -> Path:
         """Plan the training stage train/<name> (tiny recipe <name>.yaml); returns its output folder. A
         stage whose output is complete (train_summary.json is written last) is reused, so an interrupted
@@ -226,8 +231,7 @@ def run_demo(args: argparse.Namespace) -> int:
         if (d / "train_summary.json").is_file():
             console.print(f"[dim]reusing {d} (finished earlier; --overwrite retrains)")
         else:
-            stages.append(Stage(f"train/{name}", _train, (kind, argv, str(d), command),
-                                after=tuple(a for a in after if any(s.name == a for s in stages)),
+            stages.append(Stage(f"train/{name}", _train, (kind, argv, str(d)), after=planned(*after),
                                 cost=TRAIN_COST_S.get(name, 300), command=command, steps_log=d / "log.jsonl",
                                 label=f"train {name}"))
         return d
@@ -266,8 +270,8 @@ def run_demo(args: argparse.Namespace) -> int:
                 console.print(f"[dim]reusing {where}")
                 reused.append(f"results/b{budget}/{name}")
                 continue
-            after = tuple(n for n in (needs.get(name),) if n and any(s.name == n for s in stages))
-            stages.append(Stage(f"results/b{budget}/{name}", _evaluate, (margs, _shown(where), how), after=after,
+            stages.append(Stage(f"results/b{budget}/{name}", _evaluate, (margs, _shown(where), how),
+                                after=planned(needs.get(name)),
                                 cost=EVAL_COST_S[margs["mode"]], command=command,
                                 label=f"evaluate {name}, budget {budget}"))
     redundancy_cmd = shlex.join(["lrt-bench", "redundancy", "--model", _shown(world), "--task", "lrt_tiny",

@@ -23,8 +23,9 @@ import os
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ class Stage:
     cost: float = 1.0  # estimated seconds: only orders the ready stages
     command: str = ""  # the documented command that reruns this stage alone (for errors)
     steps_log: Path | None = None  # a trainer's log.jsonl: its first line's max_steps, its last line's step
-    label: str = field(default="", compare=False)  # what the console calls it (default: name)
+    label: str = ""  # what the console calls it (default: name)
 
 
 def default_jobs() -> int:
@@ -59,7 +60,7 @@ def _ordered(stages: Sequence[Stage]) -> dict[str, float]:
     names are unique, dependencies exist and there is no cycle."""
     by_name = {s.name: s for s in stages}
     if len(by_name) != len(stages):
-        dup = sorted({s.name for s in stages if sum(t.name == s.name for t in stages) > 1})
+        dup = sorted(n for n, k in Counter(s.name for s in stages).items() if k > 1)
         raise LRTError(f"stage names must be unique: {', '.join(dup)} repeat")
     for s in stages:
         missing = [a for a in s.after if a not in by_name]
