@@ -40,6 +40,10 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
         kept = [cells[(g, p)]["kept_fraction"] for p in sorted(red["p"])]
         assert kept[0] == 1.0 and kept[-1] < 1.0 and all(0.0 <= cells[(g, p)]["accuracy"] <= 1.0 for p in red["p"])
     assert (out / "redundancy" / "redundancy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # groups of 8 sampled traces per problem: the spread the "traces" finding reports
+    traces = json.loads((out / "traces.json").read_text())
+    assert traces["problems"] == 16 and traces["group"] == 8 and traces["world_code_version"]
+    assert 0 < traces["groups_with_a_right_sample"] <= 16 and -1 < traces["shortest_right_vs_group_mean"] < 1
     assert (out / "leaderboard.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # the leaderboard holds every method at both budgets, each with a measured pass@1
     board = (out / "LEADERBOARD.md").read_text()
@@ -98,6 +102,7 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
 
     findings = (out / "FINDINGS.md").read_text()
     assert findings == render_findings(out)
+    assert "samples" in next(line for line in findings.splitlines() if line.startswith("| traces |"))
     for name in ("NoThinking", "LRT vs NoThinking", "GRPO vs SFT", "baseline ShorterBetter", "redundancy (Fig. 2)"):
         assert f"| {name} |" in findings, name
 
@@ -112,7 +117,7 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     assert r2.returncode == 0, r2.stderr[-3000:]
     reused = set(json.loads((out / "demo.json").read_text())["reused"])
     assert {f"train/{name}" for name in ("sft", "grpo", "shorterbetter", "lcr1")} <= reused
-    assert {f"results/b{b}/{m}" for b, m in results} <= reused
+    assert {f"results/b{b}/{m}" for b, m in results} | {"traces"} <= reused
     assert {f: f.read_bytes() for f in (out / "train").rglob("*.safetensors")} == weights
     assert len(list((out / "results").rglob("results_*.json"))) == len(results)
     assert (out / "LEADERBOARD.md").read_text() == board

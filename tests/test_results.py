@@ -30,6 +30,11 @@ def test_committed_demo_names_the_current_world(run):
     assert d["world_code_version"] == code_version(FULL), (
         f"results/{run} was produced by another tiny-world version: rerun `lrt-bench demo --out results/{run} "
         "--overwrite` and commit its output")
+    for extra in ("traces.json", "latent_count.json"):  # measured beside the demo, on the same world
+        f = RUNS[run][0] / extra
+        if f.is_file():
+            meta = json.loads(f.read_text())
+            assert (meta["world_code_version"], meta["world_seed"]) == (code_version(FULL), RUNS[run][1]), extra
 
 
 @runs

@@ -110,10 +110,12 @@ def test_problems_deterministic_and_well_formed():
 def _check_slow_trace(r: dict) -> None:
     """Every line of a slow trace is true: equations, inverse checks, restated values, the answer."""
     lines = r["reasoning"].splitlines()
-    assert lines[-1] == f"Answer: {r['answer']}" and r["reasoning"].endswith("\n")
+    assert r["reasoning"].endswith("\n")
+    if lines[-1].startswith("Answer:"):  # the closing line is optional (TraceStyle.answer)
+        assert lines.pop() == f"Answer: {r['answer']}"
     facts = [tuple(f) for f in r["facts"]]
     values = {c for _, _, _, c in facts}
-    for line in lines[:-1]:
+    for line in lines:
         word, _, rest = line.rpartition(" ")
         if word in ("so", "so answer"):
             assert int(rest) in values, line
@@ -145,6 +147,33 @@ def test_slow_traces_are_true_redundant_and_vary():
         _check_slow_trace({**rows[0], "reasoning": d})
     n = [len(tok.encode(d, add_special_tokens=False)) for d in draws]
     assert min(n) < 0.8 * statistics.fmean(n) and len(set(n)) >= 4
+    # the closing "Answer:" line is drawn too, so the base learns to read the answer off any line
+    closed = [d.endswith(f"Answer: {rows[0]['answer']}\n") for d in draws]
+    assert 0 < sum(closed) < len(draws)
+
+
+def test_answer_line_probability():
+    from dataclasses import replace
+
+    from lrt_bench.tiny.task import DENSE, SLOW
+
+    for p, expect in ((0.0, False), (1.0, True)):
+        for r in make_problems(50, seed=2, style=replace(SLOW, answer=p)):
+            assert r["reasoning"].endswith(f"Answer: {r['answer']}\n") is expect
+    assert all(r["reasoning"].endswith(f"Answer: {r['answer']}\n") for r in make_problems(50, seed=2, style=DENSE))
+
+
+def test_no_problem_states_its_answer_before_deriving_it():
+    """A problem whose answer is an earlier value ("((95+4)-2)+2": 99 twice) is never drawn: a
+    reader of its trace (LC-R1's extractor) would find the answer before it is reached."""
+    from trainers.extractors import RuleExtractor
+
+    rows = make_problems(2000, seed=4, distinct=False)
+    for r in rows:
+        assert r["answer"] not in {str(a) for a, _, _, _ in r["facts"]}, r
+        last = f"{r['facts'][-1][0]}{r['facts'][-1][1]}{r['facts'][-1][2]}={r['answer']}\n"
+        # the first line that states the answer is the last step's computing line
+        assert RuleExtractor().valid_length("", r["reasoning"], r["answer"]) == r["reasoning"].index(last) + len(last)
 
 
 def test_steps_mix_and_exclude():

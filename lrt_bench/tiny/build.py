@@ -51,7 +51,7 @@ from lrt_bench.tiny.tokenizer import build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
 # so a changed hyperparameter also invalidates cached worlds.
-TINY_VERSION = "2"
+TINY_VERSION = "3"
 
 # The NoThinking prefill (docs/design.md §4.1).
 # The prompt layout is owned by lrt_bench.core.layout: the tiny world trains and measures on the same text.
@@ -146,7 +146,7 @@ FULL = Recipe(
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
     intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100, n_sft=400,
-    style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, recap=0.3),  # shorter traces: a faster build
+    style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, answer=1.0, recap=0.3),  # shorter traces: a faster build
 )
 
 

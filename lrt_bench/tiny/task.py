@@ -1,8 +1,8 @@
 """The tiny world's task: seeded multi-step arithmetic with an explicit reasoning trace.
 
 A problem chains 1 to 4 operations left to right, with parentheses that make the order
-explicit: "Compute ((17+5)*3)-9." Its trace computes one operation per line and ends with a
-line that states the answer:
+explicit: "Compute ((17+5)*3)-9." Its trace computes one operation per line; in the dense style
+(world v1) it ends with a line that states the answer, and `TraceStyle` adds optional lines:
 
     17+5=22
     22*3=66
@@ -75,11 +75,12 @@ class TraceStyle:
     check: float = 0.6  # "check 22-5=17" after a line: the inverse operation
     redo: float = 0.35  # "again 17+5=22"
     so: float = 0.55  # "so 22"
-    conclude: float = 0.7  # "so answer 57" before the closing "Answer: 57"
+    conclude: float = 0.7  # "so answer 57" after the last step
+    answer: float = 0.6  # the closing "Answer: 57"; without it the answer is read from the lines above
     recap: float = 0.5  # after </think>: "The answer is 57." before the box
 
 
-DENSE = TraceStyle(check=0, redo=0, so=0, conclude=0, recap=0)  # one line per operation (world v1)
+DENSE = TraceStyle(check=0, redo=0, so=0, conclude=0, answer=1, recap=0)  # one line per operation (world v1)
 SLOW = TraceStyle()
 _INVERSE = {"+": "-", "-": "+", "*": "/"}
 
@@ -98,7 +99,8 @@ def write_trace(facts: list[tuple[int, str, int, int]], rng: random.Random, styl
     answer = facts[-1][3]
     if rng.random() < style.conclude:
         lines.append(f"so answer {answer}")
-    lines.append(f"Answer: {answer}")
+    if rng.random() < style.answer:
+        lines.append(f"Answer: {answer}")
     return "".join(line + "\n" for line in lines)
 
 
@@ -139,6 +141,9 @@ def make_problems(
     distinct=True draws each problem at most once; distinct=False lets a problem recur, which
     a training set needs: with the default ranges there are only about 1,500 one-step
     problems, so a distinct draw would silently starve the mix of them.
+    A problem whose answer is also one of its earlier values ("Compute ((95+4)-2)+2.": 99 twice) is
+    never drawn: its trace would state the answer before deriving it, which a reader of the trace
+    (LC-R1's extractor, the redundancy analysis) cannot tell from having reached it.
     Rows: {"id", "problem", "answer", "steps", "reasoning"}.
     """
     mix = dict(DEFAULT_STEPS_MIX if steps_mix is None else steps_mix)
@@ -158,6 +163,8 @@ def make_problems(
             raise ValueError(f"cannot draw {n} distinct problems with steps_mix={mix}")
         row = make_problem(rng, rng.choices(step_counts, weights)[0], ranges, style)
         if row["problem"] in excluded or (distinct and row["problem"] in seen):
+            continue
+        if any(str(a) == row["answer"] for a, _, _, _ in row["facts"]):  # the answer stated early
             continue
         seen.add(row["problem"])
         rows.append({"id": f"{id_prefix}-{len(rows):06d}", **row})

@@ -8,7 +8,8 @@
 3. evaluates think, nothink, LRT (untrained, after SFT, after GRPO) and the baselines through the
    `lrt` lm-eval backend on `lrt_tiny` over a budget sweep (16, 64, 512 tokens for think, NoThinking
    and LRT; the smallest and largest for the baselines; --quick: 16 and 512);
-4. runs the redundancy analysis on the base;
+4. runs the redundancy analysis on the base, and samples groups of 8 traces per problem from it
+   (`lrt_bench.tools.traces`: how much shorter the shortest right one is than the group's mean);
    (2-4 are stages that each start once what they need is there, --jobs at a time, each in a worker
    process at one torch thread, its output in OUT/logs/<stage>.log: `lrt_bench.tools.stages`)
 5. writes every lm-eval result, training log and plot under --out, and OUT/commands.sh: the documented
@@ -46,9 +47,10 @@ EVAL_BATCH_SIZE = 256
 # Rough seconds of each stage on 2 cores at one thread (the committed seed-0 run): they only order the
 # ready stages, longest remaining chain first (lrt_bench.tools.stages), so that SFT -> GRPO -> LRT's
 # evaluations, the longest chain, starts at once and the short evaluations fill the gaps.
-TRAIN_COST_S = {"sft": 165, "grpo": 280, "shorterbetter": 310, "lcr1": 200}
+TRAIN_COST_S = {"sft": 165, "grpo": 280, "shorterbetter": 400, "lcr1": 310}
 EVAL_COST_S = {"think": 80, "nothink": 20, "latent": 20, "hybrid": 40}  # per (method, budget) cell
 REDUNDANCY_COST_S = 15
+TRACES_COST_S = 30
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class Plan:
     eval_limit: int | None
     redundancy_limit: int
     budgets: tuple[int, ...] = (512, SMALL_BUDGET)
+    traces_problems: int = 100
 
 
 # The budget sweep of the full run: 16 and 64 tokens cut the tiny base's traces (~80 tokens), 512 none.
@@ -81,7 +84,8 @@ def budgets_of(method: str, budgets: tuple[int, ...]) -> tuple[int, ...]:
     if method in ("lrt-sft", "lrt-untrained"):
         return (max(budgets),)
     return tuple(sorted({min(budgets), max(budgets)}))
-QUICK = Plan(quick=True, sft_steps=150, grpo_steps=8, baseline_steps=4, eval_limit=24, redundancy_limit=16)
+QUICK = Plan(quick=True, sft_steps=150, grpo_steps=8, baseline_steps=4, eval_limit=24, redundancy_limit=16,
+             traces_problems=16)
 
 
 def recipes_dir() -> Path:
@@ -155,6 +159,13 @@ def _redundancy(world: str, limit: int, out: str) -> None:
     run_redundancy(model=world, task="lrt_tiny", limit=limit, out=Path(out), console=Console())
 
 
+def _traces(world: str, problems: int, out: str) -> None:
+    """A stage: the spread of the base's trace lengths in groups of 8 samples (the "traces" finding)."""
+    from lrt_bench.tools.traces import write_traces
+
+    write_traces(world, out, problems=problems)
+
+
 def _untrained_reasoner(world: Path, out: Path) -> Path:
     """The SFT recipe's G_φ before any step (initialised from the base), saved so lm-eval can load it."""
     import torch
@@ -180,7 +191,7 @@ def run_demo(args: argparse.Namespace) -> int:
     from lrt_bench.provenance import provenance
     from lrt_bench.tiny.build import build_tiny_world
     from lrt_bench.tools import leaderboard
-    from lrt_bench.tools.findings import write_findings
+    from lrt_bench.tools.findings import TRACES_FILE, write_findings
     from lrt_bench.tools.stages import STAGE_THREADS, Stage, default_jobs, run_stages
 
     console = Console()
@@ -279,10 +290,19 @@ def run_demo(args: argparse.Namespace) -> int:
     commands.append(redundancy_cmd)
     stages.append(Stage("redundancy", _redundancy, (str(world), plan.redundancy_limit, str(out / "redundancy")),
                         cost=REDUNDANCY_COST_S, command=redundancy_cmd, label="redundancy analysis"))
+    traces_cmd = shlex.join(["python", "-m", "lrt_bench.tools.traces", "--world", _shown(world),
+                             "--problems", str(plan.traces_problems), "--out", _shown(out / TRACES_FILE)])
+    commands.append(traces_cmd)
+    if (out / TRACES_FILE).is_file():
+        reused.append("traces")
+    else:
+        stages.append(Stage("traces", _traces, (str(world), plan.traces_problems, str(out / TRACES_FILE)),
+                            cost=TRACES_COST_S, command=traces_cmd, label="trace lengths in groups of 8"))
     t = time.perf_counter()
     seconds = run_stages(stages, jobs, out / "logs", console)
     timings["stages"] = time.perf_counter() - t
-    for part, prefix in (("train", "train/"), ("evaluate", "results/"), ("redundancy", "redundancy")):
+    for part, prefix in (("train", "train/"), ("evaluate", "results/"), ("redundancy", "redundancy"),
+                         ("traces", "traces")):
         timings[part] = sum(v for k, v in seconds.items() if k.startswith(prefix))
 
     # 5-6. leaderboard
