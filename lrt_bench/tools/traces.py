@@ -45,8 +45,9 @@ def measure(world: Path, problems: int, group: int, temperature: float, seed: in
     model = Qwen3ForCausalLM.from_pretrained(world / "base", use_safetensors=True).eval()
     close_id = tok.convert_tokens_to_ids(THINK_CLOSE)
     prompts = [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in rows for _ in range(group)]
-    torch.manual_seed(seed)
-    outs = generate(model, tok, prompts, 400, 100, temperature=temperature)  # [problems * group] token ids
+    with torch.random.fork_rng(devices=[]):  # seeded, and the caller's RNG (a demo run in-process) untouched
+        torch.manual_seed(seed)
+        outs = generate(model, tok, prompts, 400, 100, temperature=temperature)  # [problems * group] token ids
     cuts, means, right_share = [], [], []
     for p, r in enumerate(rows):
         lens, right = [], []
