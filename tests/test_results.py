@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from lrt_bench.tiny.build import FULL, code_version
-from lrt_bench.tools.findings import readme_summary, render_findings
+from lrt_bench.tools.findings import readme_summary, render_findings, seeds_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "results" / "tiny"
@@ -73,6 +73,57 @@ def test_per_problem_file_agrees_with_the_committed_results(run):
         want = json.loads(res.read_text())["results"]["lrt_tiny"]["pass@1,none"]
         assert abs(sum(cols["pass1"]) / len(cols["pass1"]) - want) < 1e-9, key
     assert len(per) == len(list((out / "results").rglob("results_*.json")))
+
+
+def test_readme_quotes_the_seeds_table():
+    """The README's table of verdicts across the two committed world seeds is what seeds_table computes now."""
+    text = (ROOT / "README.md").read_text()
+    quoted = text.split("<!-- seeds-table:start -->", 1)[1].split("<!-- seeds-table:end -->", 1)[0].strip()
+    assert quoted == seeds_table([RUNS[r][0] for r in RUNS]), (
+        "README's seeds table differs from the committed runs: paste the output of `python -m lrt_bench.tools.findings "
+        "results/tiny --seeds results/tiny_seed1`")
+    rows = {line.split(" | ")[0].strip("| "): line for line in quoted.splitlines()[2:]}
+    assert {"traces", "NoThinking", "GRPO vs SFT", "baseline LC-R1"} <= set(rows) and "time" not in rows
+
+
+def test_findings_command_prints_the_seeds_table(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.tools.findings", str(DEMO), "--seeds",
+                        str(RUNS["tiny_seed1"][0])], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == seeds_table([DEMO, RUNS["tiny_seed1"][0]]), r.stderr
+    assert "| seed 0 | seed 1 |" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "lrt_bench.tools.findings", str(DEMO), "--seeds", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "hold no finished demo" in r.stderr
+
+
+def test_seeds_table_verdicts(tmp_path):
+    """A finding met on one run and not the other 'differs'; one a run did not measure is 'not measured'."""
+    import shutil
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        shutil.copytree(DEMO, d, ignore=shutil.ignore_patterns("train", "results", "redundancy"))
+    # run b loses its traces.json (not measured) and its LC-R1 cells (the baseline's row disappears)
+    (b / "traces.json").unlink()
+    per = json.loads((b / "per_problem.json").read_text())
+    (b / "per_problem.json").write_text(json.dumps({k: v for k, v in per.items() if not k.endswith("/lcr1")}))
+    rows = {line.split(" | ")[0].strip("| "): line for line in seeds_table([a, b]).splitlines()[2:]}
+    assert rows["traces"].endswith("| met | not measured | not measured |")
+    assert rows["baseline LC-R1"].endswith("| met | not measured | not measured |")
+    # the runs' order is the columns' order, also for a finding only the second run has
+    flipped = {line.split(" | ")[0].strip("| "): line for line in seeds_table([b, a]).splitlines()[2:]}
+    assert flipped["baseline LC-R1"].endswith("| not measured | met | not measured |")
+    assert rows["NoThinking"].endswith("| met | met | holds |")
+    assert rows["GRPO vs SFT"].endswith("| not met | not met | fails on every seed |")
+    # b's NoThinking outside the band: met on one seed only
+    for k in per:
+        if k.endswith("/nothink"):
+            per[k]["pass1"] = [0.0] * len(per[k]["pass1"])
+    (b / "per_problem.json").write_text(json.dumps(per))
+    assert "**differs**" in {line.split(" | ")[0].strip("| "): line for line in seeds_table([a, b]).splitlines()[2:]}["NoThinking"]
 
 
 def test_findings_command_rewrites_findings(tmp_path):

@@ -184,7 +184,8 @@ def findings(out: str | Path, runs: dict[int, dict[str, MethodResult]] | None = 
 
     rows.append(_latent_count(out))
     rows.append(_efficiency(out))
-    rows.append(Finding("seeds", "the findings hold for two world seeds", "", "not measured by the demo", met=None))
+    rows.append(Finding("seeds", "the findings hold for two world seeds", "", "not measured by one demo run: "
+                        "`python -m lrt_bench.tools.findings OUT --seeds OUT2` sets two runs side by side", met=None))
 
     demo = out / "demo.json"
     if demo.is_file():
@@ -309,6 +310,27 @@ def readme_summary(out: str | Path) -> str:
     return " ".join(parts)
 
 
+def seeds_table(outs: list[str | Path]) -> str:
+    """The "seeds" finding across committed demo runs on different world seeds: each finding's verdict on
+    every run (from its files, as FINDINGS.md has it) and whether it holds on all of them."""
+    mark = {True: "met", False: "not met", None: "not measured"}
+    verdicts: dict[str, list[bool | None]] = {}  # finding -> its verdict on each run (None: not measured)
+    seeds = []
+    for i, out in enumerate(outs):
+        out = Path(out)
+        seeds.append(json.loads((out / "demo.json").read_text()).get("world_seed"))
+        for f in findings(out):
+            if f.name not in ("seeds", "time"):  # the one this table is, and the machine's, not the world's
+                verdicts.setdefault(f.name, [None] * len(outs))[i] = f.met
+    lines = ["| finding | " + " | ".join(f"seed {s}" for s in seeds) + " | on every seed |",
+             "| --- | " + " | ".join("---" for _ in seeds) + " | --- |"]
+    for name, v in verdicts.items():
+        holds = ("not measured" if None in v else "holds" if all(v) else "fails on every seed" if not any(v)
+                 else "**differs**")
+        lines.append(f"| {name} | " + " | ".join(mark[x] for x in v) + f" | {holds} |")
+    return "\n".join(lines)
+
+
 def write_findings(out: str | Path) -> str:
     """OUT/per_problem.json (from the sample logs, `write_per_problem`), then OUT/FINDINGS.md; returns
     the findings' text. The demo's last stage, and `python -m lrt_bench.tools.findings OUT`."""
@@ -322,12 +344,22 @@ def write_findings(out: str | Path) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m lrt_bench.tools.findings OUT`: rewrite OUT/per_problem.json and OUT/FINDINGS.md from
-    OUT's files, e.g. after `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it."""
+    OUT's files, e.g. after `bench/tiny_sweep.py` or `lrt-bench bench` wrote their results into it.
+    `... OUT --seeds OUT2 ...`: print each finding's verdict on every run instead (`seeds_table`)."""
     import argparse
 
     p = argparse.ArgumentParser(prog="python -m lrt_bench.tools.findings", description=main.__doc__.split("\n")[0])
     p.add_argument("out", help="a demo's output directory (with results/ or per_problem.json, and demo.json)")
+    p.add_argument("--seeds", nargs="+", metavar="OUT",
+                   help="print the findings' verdicts across OUT and these other demo runs (world seeds) instead")
     args = p.parse_args(argv)
+    if args.seeds:
+        outs = [Path(args.out), *map(Path, args.seeds)]
+        if missing := [str(o) for o in outs if not (o / PER_PROBLEM).is_file() or not (o / "demo.json").is_file()]:
+            p.error(f"--seeds: {', '.join(missing)} hold no finished demo (per_problem.json and demo.json): run "
+                    "`lrt-bench demo --seed N --out DIR` first")
+        print(seeds_table(outs))
+        return 0
     out = Path(args.out)
     if not (out / PER_PROBLEM).is_file() and not any((out / "results").glob("b*/*/**/samples_*.jsonl")):
         p.error(f"{out} has neither {PER_PROBLEM} nor sample logs under results/: pass the --out directory of a "
