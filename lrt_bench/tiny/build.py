@@ -386,6 +386,11 @@ def generate(
     return outs
 
 
+def reasoning_length(ids: list[int], close_id: int) -> int:
+    """Reasoning tokens of a think-mode continuation: everything before `</think>` (all of it if none came)."""
+    return ids.index(close_id) if close_id in ids else len(ids)
+
+
 def evaluate(
     model: Qwen3ForCausalLM, tok: PreTrainedTokenizerFast, rows: list[dict], recipe: Recipe
 ) -> dict:
@@ -410,8 +415,7 @@ def evaluate(
             for s in sorted({r["steps"] for r in rows})
         }
         if mode == "think":
-            # Reasoning tokens: everything generated before `</think>` (all of it if none came).
-            trace_tokens = [ids.index(close_id) if close_id in ids else len(ids) for ids in new_ids]
+            trace_tokens = [reasoning_length(ids, close_id) for ids in new_ids]
     return {
         "accuracy": {k: round(v, 4) for k, v in accuracy.items()},
         "accuracy_by_steps": by_steps,

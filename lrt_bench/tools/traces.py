@@ -34,15 +34,14 @@ def shortest_right_cut(lengths: list[int], right: list[bool]) -> float | None:
 def measure(world: Path, problems: int, group: int, temperature: float, seed: int = 0) -> dict:
     """Sample `group` traces for each of the first `problems` eval problems; the groups' statistics."""
     import torch
-    from transformers import AutoTokenizer, Qwen3ForCausalLM
 
     from lrt_bench.core.layout import THINK_CLOSE
+    from lrt_bench.core.models import load_base
     from lrt_bench.eval.grading import grade_math
-    from lrt_bench.tiny.build import THINK_PREFIX, chat_prompt, generate
+    from lrt_bench.tiny.build import THINK_PREFIX, chat_prompt, generate, reasoning_length
 
     rows = read_jsonl(world / "data" / "eval.jsonl")[:problems]
-    tok = AutoTokenizer.from_pretrained(world / "base")
-    model = Qwen3ForCausalLM.from_pretrained(world / "base", use_safetensors=True).eval()
+    model, tok = load_base(world / "base", device="cpu", use_safetensors=True, what="the tiny base")
     close_id = tok.convert_tokens_to_ids(THINK_CLOSE)
     prompts = [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in rows for _ in range(group)]
     with torch.random.fork_rng(devices=[]):  # seeded, and the caller's RNG (a demo run in-process) untouched
@@ -52,7 +51,7 @@ def measure(world: Path, problems: int, group: int, temperature: float, seed: in
     for p, r in enumerate(rows):
         lens, right = [], []
         for ids in outs[p * group:(p + 1) * group]:
-            lens.append(ids.index(close_id) if close_id in ids else len(ids))
+            lens.append(reasoning_length(ids, close_id))
             right.append(grade_math(tok.decode(ids, skip_special_tokens=True), r["answer"]))
         means.append(statistics.fmean(lens))
         right_share.append(sum(right) / group)
