@@ -51,7 +51,7 @@ from lrt_bench.tiny.tokenizer import build_tokenizer
 
 # Bump when the build's code changes what it produces; the recipe's own hash is added to it,
 # so a changed hyperparameter also invalidates cached worlds.
-TINY_VERSION = "3"
+TINY_VERSION = "4"
 
 # The NoThinking prefill (docs/design.md §4.1).
 # The prompt layout is owned by lrt_bench.core.layout: the tiny world trains and measures on the same text.
@@ -110,6 +110,7 @@ class Recipe:
     # a fragmentary trace, as large models do from noisy text (the redundancy analysis measures it).
     fragment_fraction: float
     fragment_max_p: float
+    fragment_line_share: float  # of fragment rows, those with whole lines deleted (the rest: tokens)
     # SFT data as the paper's D: the base's own sampled think-mode answers on this many train problems.
     n_sft: int
     sft_temperature: float
@@ -129,15 +130,20 @@ class Recipe:
 # 32 or 64; lr 1e-2 stalled; 3 layers (at d=64) did not learn; a 0.89M model at batch 64 was
 # at 1.5% after 800 steps. Every run sits on a plateau (loss ~1.1) for 600-1,200 steps before
 # the arithmetic clicks.
+# World v4: 4,800 steps with 60% of the thinking rows given as fragments (v3: 3,200 and 20%), so the
+# base reads a damaged trace (measured on seed-0 builds, greedy, first 300 eval problems, lrt-bench
+# redundancy: token deletion p = 0.3 / 0.5 cost 14 / 37 points in v3 (100 problems), 5.6 / 21.3 at
+# 4,800 steps and 50%, 1.7 / 15.0 at 60%; 70% with max p 0.7 never left the plateau (think 16%);
+# 5,600 steps at 50% with fewer line fragments and a "wait, let me verify" line were both worse).
 FULL = Recipe(
     ranges=DEFAULT_RANGES,
     train_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     eval_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
     hidden_size=96, num_layers=4, num_heads=3, head_dim=32, intermediate_size=256,
-    backbone_layers=4, train_steps=3200, batch_size=16, lr=2e-3, warmup_steps=150,
+    backbone_layers=4, train_steps=4800, batch_size=16, lr=2e-3, warmup_steps=150,
     min_lr_ratio=0.05, weight_decay=0.01,
     nothink_fraction=0.6, nothink_max_steps=1, nothink_empty_share=0.3, filler_words=FILLER_WORDS,
-    style=SLOW, fragment_fraction=0.2, fragment_max_p=0.6, n_sft=3000, sft_temperature=0.6,
+    style=SLOW, fragment_fraction=0.6, fragment_max_p=0.6, fragment_line_share=0.3, n_sft=3000, sft_temperature=0.6,
     n_eval=1000, think_max_new_tokens=400, answer_max_new_tokens=40, eval_batch_size=100,
 )
 # The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
@@ -146,6 +152,7 @@ FULL = Recipe(
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
     intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100, n_sft=400,
+    fragment_fraction=0.2,  # at 1,200 steps more fragment rows would keep the base on its plateau
     style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, answer=1.0, recap=0.3),  # shorter traces: a faster build
 )
 
@@ -226,7 +233,7 @@ def draw_kinds(rows: list[dict], recipe: Recipe, rng: random.Random) -> list[Row
             kinds.append(RowKind(filler=make_filler(rng, recipe), recap=recap))
         elif rng.random() < recipe.fragment_fraction:
             kinds.append(RowKind(fragment_p=rng.uniform(0.05, recipe.fragment_max_p),
-                                 fragment_lines=rng.random() < 0.3, recap=recap))
+                                 fragment_lines=rng.random() < recipe.fragment_line_share, recap=recap))
         else:
             kinds.append(RowKind(recap=recap))
     return kinds
@@ -466,7 +473,7 @@ def build_tiny_world(
     """Build (or return the cached) tiny world in `out`; returns the content of world.json.
 
     quick=True builds the smaller world (numbers up to 29, a smaller base, under 2 minutes on
-    2 cores) for tests and demos; the full build takes under 10 minutes. Same seed, quick flag
+    2 cores) for tests and demos; the full build takes ~11 minutes (one thread). Same seed, quick flag
     and code: same weights. force=True rebuilds even when a matching world exists.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
