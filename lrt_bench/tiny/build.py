@@ -111,6 +111,11 @@ class Recipe:
     fragment_fraction: float
     fragment_max_p: float
     fragment_line_share: float  # of fragment rows, those with whole lines deleted (the rest: tokens)
+    # The first fragment_warm_steps steps draw fragment rows at fragment_warm_fraction only: many
+    # fragment rows from the start can keep the base on its plateau (the arithmetic never clicks),
+    # so it learns to compute first and to read damaged traces after.
+    fragment_warm_steps: int
+    fragment_warm_fraction: float
     # SFT data as the paper's D: the base's own sampled think-mode answers on this many train problems.
     n_sft: int
     sft_temperature: float
@@ -143,7 +148,8 @@ FULL = Recipe(
     backbone_layers=4, train_steps=4800, batch_size=16, lr=2e-3, warmup_steps=150,
     min_lr_ratio=0.05, weight_decay=0.01,
     nothink_fraction=0.6, nothink_max_steps=1, nothink_empty_share=0.3, filler_words=FILLER_WORDS,
-    style=SLOW, fragment_fraction=0.6, fragment_max_p=0.6, fragment_line_share=0.3, n_sft=3000, sft_temperature=0.6,
+    style=SLOW, fragment_fraction=0.8, fragment_max_p=0.6, fragment_line_share=0.3,
+    fragment_warm_steps=2000, fragment_warm_fraction=0.2, n_sft=3000, sft_temperature=0.6,
     n_eval=1000, think_max_new_tokens=400, answer_max_new_tokens=40, eval_batch_size=100,
 )
 # The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
@@ -152,9 +158,13 @@ FULL = Recipe(
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
     intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100, n_sft=400,
-    fragment_fraction=0.2,  # at 1,200 steps more fragment rows would keep the base on its plateau
+    fragment_fraction=0.2, fragment_warm_steps=0,  # at 1,200 steps more fragment rows would keep the base on its plateau
     style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, answer=1.0, recap=0.3),  # shorter traces: a faster build
 )
+
+
+# A build whose base is below this greedy think accuracy is refused (see build_tiny_world).
+MIN_THINK_ACCURACY = 0.5
 
 
 def recipe_for(quick: bool) -> Recipe:
@@ -226,12 +236,15 @@ class RowKind:
 
 
 def draw_kinds(rows: list[dict], recipe: Recipe, rng: random.Random) -> list[RowKind]:
+    """One RowKind per train row; rows are in training-phase order (see make_batches' phase_rows)."""
     kinds = []
-    for r in rows:
+    warm_rows = recipe.fragment_warm_steps * recipe.batch_size
+    for i, r in enumerate(rows):
         recap = rng.random() < recipe.style.recap
+        fragment_fraction = recipe.fragment_warm_fraction if i < warm_rows else recipe.fragment_fraction
         if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction:
             kinds.append(RowKind(filler=make_filler(rng, recipe), recap=recap))
-        elif rng.random() < recipe.fragment_fraction:
+        elif rng.random() < fragment_fraction:
             kinds.append(RowKind(fragment_p=rng.uniform(0.05, recipe.fragment_max_p),
                                  fragment_lines=rng.random() < recipe.fragment_line_share, recap=recap))
         else:
@@ -277,31 +290,38 @@ def encode_training_rows(
 
 
 def make_batches(
-    encoded: list[tuple[list[int], int]], batch_size: int, pad_id: int, rng: random.Random
+    encoded: list[tuple[list[int], int]], batch_size: int, pad_id: int, rng: random.Random,
+    phase_rows: int = 0,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Length-bucketed, right-padded batches of (input_ids, labels), each [B, T].
 
     Rows are sorted by length inside windows of 32 batches, so a batch wastes little on
     padding, and the batches are then shuffled. Right padding needs no attention mask: under
     a causal mask real tokens never see the pads after them, and pads carry label -100.
+    phase_rows > 0: the first phase_rows rows are trained first (shuffled among themselves),
+    then the rest, so a recipe's warm phase (fragment_warm_steps) comes first.
     """
-    order = list(range(len(encoded)))
-    rng.shuffle(order)
+    phases = [range(0, phase_rows), range(phase_rows, len(encoded))] if phase_rows else [range(len(encoded))]
     window = batch_size * 32
     batches = []
-    for w in range(0, len(order), window):
-        chunk = sorted(order[w : w + window], key=lambda i: len(encoded[i][0]))
-        for b in range(0, len(chunk), batch_size):
-            idx = chunk[b : b + batch_size]
-            width = max(len(encoded[i][0]) for i in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # [B, T]
-            labels = torch.full((len(idx), width), -100, dtype=torch.long)  # [B, T]
-            for r, i in enumerate(idx):
-                seq, start = encoded[i]
-                ids[r, : len(seq)] = torch.tensor(seq)
-                labels[r, start : len(seq)] = torch.tensor(seq[start:])
-            batches.append((ids, labels))
-    rng.shuffle(batches)
+    for phase in phases:
+        order = list(phase)
+        rng.shuffle(order)
+        phase_batches = []
+        for w in range(0, len(order), window):
+            chunk = sorted(order[w : w + window], key=lambda i: len(encoded[i][0]))
+            for b in range(0, len(chunk), batch_size):
+                idx = chunk[b : b + batch_size]
+                width = max(len(encoded[i][0]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)  # [B, T]
+                labels = torch.full((len(idx), width), -100, dtype=torch.long)  # [B, T]
+                for r, i in enumerate(idx):
+                    seq, start = encoded[i]
+                    ids[r, : len(seq)] = torch.tensor(seq)
+                    labels[r, start : len(seq)] = torch.tensor(seq[start:])
+                phase_batches.append((ids, labels))
+        rng.shuffle(phase_batches)
+        batches += phase_batches
     return batches
 
 
@@ -496,6 +516,13 @@ def build_tiny_world(
     try:
         with _isolated_torch(seed):
             world = _build(tmp, recipe, quick, seed, progress)
+        if world["accuracy"]["think"] < MIN_THINK_ACCURACY:
+            # Nothing is cached: a world whose base cannot do its task would make every finding noise.
+            raise LRTError(
+                f"the tiny world's base did not learn its task (seed {seed}: {world['accuracy']['think']:.1%} "
+                f"with its trace on the eval split, below {MIN_THINK_ACCURACY:.0%}; final loss "
+                f"{world['final_loss']}): its training stayed on the plateau. Build with another seed "
+                "(--seed), and report the seed, torch version and CPU as an issue")
         world["code_version"] = version
         text = json.dumps(world, indent=2) + "\n"
         (tmp / "world.json").write_text(text)
@@ -541,7 +568,8 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     rng = random.Random(seed * 1000 + 3)
     kinds = draw_kinds(train_rows, recipe, rng)
     encoded = encode_training_rows(tok, train_rows, kinds, rng)
-    batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng)
+    batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng,
+                           phase_rows=recipe.fragment_warm_steps * recipe.batch_size)
 
     config = make_config(recipe, tok, recipe.num_layers)
     model = Qwen3ForCausalLM._from_config(config, attn_implementation="sdpa")
