@@ -328,6 +328,47 @@ def test_training_rows_of_each_kind():
     assert text[4][1] == row["reasoning"] + f"</think>\n\nThe answer is {row['answer']}.\n\n" + box
 
 
+def test_fragment_warm_phase_comes_first():
+    """Rows of the warm phase draw fragments at fragment_warm_fraction and are trained before the rest."""
+    import dataclasses
+    import random
+
+    import torch
+
+    from lrt_bench.tiny.build import draw_kinds, make_batches
+
+    recipe = dataclasses.replace(recipe_for(False), fragment_warm_steps=50, fragment_warm_fraction=0.0,
+                                 fragment_fraction=1.0, nothink_fraction=0.0, batch_size=4)
+    rows = make_problems(400, seed=5, steps_mix={2: 1.0}, distinct=False)
+    kinds = draw_kinds(rows, recipe, random.Random(0))
+    warm = 50 * 4
+    assert not any(k.fragment_p for k in kinds[:warm]) and all(k.fragment_p for k in kinds[warm:])
+    # one token per row (its index) so each batch shows which rows it holds
+    encoded = [([i], 0) for i in range(len(rows))]
+    batches = make_batches(encoded, 4, pad_id=-1, rng=random.Random(0), phase_rows=warm)
+    seen = [int(t) for ids, _ in batches for t in ids.flatten() if t >= 0]
+    assert sorted(seen[:warm]) == list(range(warm)) and sorted(seen[warm:]) == list(range(warm, len(rows)))
+    assert seen[:warm] != list(range(warm))  # shuffled inside the phase
+    flat = make_batches(encoded, 4, pad_id=-1, rng=random.Random(0))
+    assert sorted(int(t) for ids, _ in flat for t in ids.flatten()) == list(range(len(rows)))
+    assert isinstance(batches[0][0], torch.Tensor)
+
+
+def test_a_base_that_did_not_learn_is_refused(tmp_path, monkeypatch):
+    """A build whose base stays below MIN_THINK_ACCURACY raises and caches nothing."""
+    from lrt_bench.tiny import build
+
+    def stuck(tmp, recipe, quick, seed, progress):
+        (tmp / "data").mkdir()
+        return {"accuracy": {"think": 0.25}, "final_loss": 0.133}
+
+    monkeypatch.setattr(build, "_build", stuck)
+    out = tmp_path / "world"
+    with pytest.raises(LRTError, match=r"seed 3: 25.0% .*below 50%.*--seed"):
+        build_tiny_world(out, quick=True, seed=3, progress=False)
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_same_seed_same_world(tiny_world, tmp_path):
     """The build is deterministic on a machine: the quick world built again has the same bytes."""

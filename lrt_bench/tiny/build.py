@@ -140,6 +140,9 @@ class Recipe:
 # redundancy: token deletion p = 0.3 / 0.5 cost 14 / 37 points in v3 (100 problems), 5.6 / 21.3 at
 # 4,800 steps and 50%, 1.7 / 15.0 at 60%; 70% with max p 0.7 never left the plateau (think 16%);
 # 5,600 steps at 50% with fewer line fragments and a "wait, let me verify" line were both worse).
+# The 60% recipe was at the edge: on another machine (AMD EPYC, same torch) its seed-0 build never
+# left the plateau (think 25.4%, final loss 0.133), so fragments now start after a warm phase of
+# 2,000 steps at v3's 20% and are 80% after it (46% of all rows; seed 0 / 1 there: think 92.1% / 94.3%).
 FULL = Recipe(
     ranges=DEFAULT_RANGES,
     train_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),
@@ -493,8 +496,9 @@ def build_tiny_world(
     """Build (or return the cached) tiny world in `out`; returns the content of world.json.
 
     quick=True builds the smaller world (numbers up to 29, a smaller base, under 2 minutes on
-    2 cores) for tests and demos; the full build takes ~11 minutes (one thread). Same seed, quick flag
-    and code: same weights. force=True rebuilds even when a matching world exists.
+    2 cores) for tests and demos; the full build takes 11-18 minutes (one thread; 17.6 min beside
+    another build on an AMD EPYC core). Same seed, quick flag and code on one machine: same weights
+    (another CPU may round differently). force=True rebuilds even when a matching world exists.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise LRTError(f"seed must be a non-negative integer, got {seed!r}")
