@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
 # The documented command of every stage of this demo run, in order (the leaderboard and the untrained G_φ are written by the demo itself).
 set -euo pipefail
-python -m trainers.sft --config wt/trainers/recipes/tiny/sft.yaml --output_dir demo1/train/sft --overwrite
-python -m trainers.grpo --config wt/trainers/recipes/tiny/grpo.yaml --output_dir demo1/train/grpo --reasoner demo1/train/sft/reasoner --overwrite
-python -m trainers.grpo --config wt/trainers/recipes/tiny/shorterbetter.yaml --output_dir demo1/train/shorterbetter --overwrite
-python -m trainers.grpo --config wt/trainers/recipes/tiny/lcr1.yaml --output_dir demo1/train/lcr1 --overwrite
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/think --gen_kwargs max_gen_toks=16 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/nothink --gen_kwargs max_gen_toks=16 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/lrt --gen_kwargs max_gen_toks=16 --log_samples
-lm_eval --model lrt --model_args pretrained=demo1/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/shorterbetter --gen_kwargs max_gen_toks=16 --log_samples
-lm_eval --model lrt --model_args pretrained=demo1/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b16/lcr1 --gen_kwargs max_gen_toks=16 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/think --gen_kwargs max_gen_toks=64 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/nothink --gen_kwargs max_gen_toks=64 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b64/lrt --gen_kwargs max_gen_toks=64 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/think --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/nothink --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=latent,reasoner=demo1/train/untrained/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt-untrained --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=latent,reasoner=demo1/train/sft/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt-sft --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=/work/exp/w3s0/base,mode=latent,reasoner=demo1/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lrt --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=demo1/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/shorterbetter --gen_kwargs max_gen_toks=512 --log_samples
-lm_eval --model lrt --model_args pretrained=demo1/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path demo1/results/b512/lcr1 --gen_kwargs max_gen_toks=512 --log_samples
-lrt-bench redundancy --model /work/exp/w3s0 --task lrt_tiny --limit 100 --out demo1/redundancy
-python -m lrt_bench.tools.traces --world /work/exp/w3s0 --problems 100 --out demo1/traces.json
-python -m lrt_bench.tools.findings demo1
+python -m trainers.sft --config trainers/recipes/tiny/sft.yaml --output_dir /work/exp/s25/demo0b/train/sft --overwrite
+python -m trainers.grpo --config trainers/recipes/tiny/grpo.yaml --output_dir /work/exp/s25/demo0b/train/grpo --reasoner /work/exp/s25/demo0b/train/sft/reasoner --overwrite
+python -m trainers.grpo --config trainers/recipes/tiny/shorterbetter.yaml --output_dir /work/exp/s25/demo0b/train/shorterbetter --overwrite
+python -m trainers.grpo --config trainers/recipes/tiny/lcr1.yaml --output_dir /work/exp/s25/demo0b/train/lcr1 --overwrite
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b16/think --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b16/nothink --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=latent,reasoner=/work/exp/s25/demo0b/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b16/lrt --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/demo0b/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b16/shorterbetter --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/demo0b/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b16/lcr1 --gen_kwargs max_gen_toks=16 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b64/think --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b64/nothink --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=latent,reasoner=/work/exp/s25/demo0b/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b64/lrt --gen_kwargs max_gen_toks=64 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/think --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=nothink --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/nothink --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=latent,reasoner=/work/exp/s25/demo0b/train/untrained/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/lrt-untrained --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=latent,reasoner=/work/exp/s25/demo0b/train/sft/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/lrt-sft --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/w4s0/base,mode=latent,reasoner=/work/exp/s25/demo0b/train/grpo/reasoner --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/lrt --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/demo0b/train/shorterbetter/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/shorterbetter --gen_kwargs max_gen_toks=512 --log_samples
+lm_eval --model lrt --model_args pretrained=/work/exp/s25/demo0b/train/lcr1/model,mode=think --tasks lrt_tiny --batch_size 256 --device cpu --seed 0,0,0,0 --output_path /work/exp/s25/demo0b/results/b512/lcr1 --gen_kwargs max_gen_toks=512 --log_samples
+lrt-bench redundancy --model /work/exp/s25/w4s0 --task lrt_tiny --limit 100 --out /work/exp/s25/demo0b/redundancy
+python -m lrt_bench.tools.traces --world /work/exp/s25/w4s0 --problems 100 --out /work/exp/s25/demo0b/traces.json
+python -m lrt_bench.tools.findings /work/exp/s25/demo0b
