@@ -355,7 +355,7 @@ def test_fragment_warm_phase_comes_first():
 
 
 def test_a_base_that_did_not_learn_is_refused(tmp_path, monkeypatch):
-    """A build whose base stays below MIN_THINK_ACCURACY raises and caches nothing."""
+    """A full build whose base stays below MIN_THINK_ACCURACY raises and caches nothing."""
     from lrt_bench.tiny import build
 
     def stuck(tmp, recipe, quick, seed, progress):
@@ -365,7 +365,7 @@ def test_a_base_that_did_not_learn_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(build, "_build", stuck)
     out = tmp_path / "world"
     with pytest.raises(LRTError, match=r"seed 3: 25.0% .*below 50%.*--seed"):
-        build_tiny_world(out, quick=True, seed=3, progress=False)
+        build_tiny_world(out, quick=False, seed=3, progress=False)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 

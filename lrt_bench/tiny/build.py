@@ -166,7 +166,7 @@ QUICK = dataclasses.replace(
 )
 
 
-# A build whose base is below this greedy think accuracy is refused (see build_tiny_world).
+# A full build whose base is below this greedy think accuracy is refused (see build_tiny_world).
 MIN_THINK_ACCURACY = 0.5
 
 
@@ -520,8 +520,9 @@ def build_tiny_world(
     try:
         with _isolated_torch(seed):
             world = _build(tmp, recipe, quick, seed, progress)
-        if world["accuracy"]["think"] < MIN_THINK_ACCURACY:
+        if not quick and world["accuracy"]["think"] < MIN_THINK_ACCURACY:
             # Nothing is cached: a world whose base cannot do its task would make every finding noise.
+            # The quick world is a smoke world for tests (17% with its trace on an AMD EPYC core): not checked.
             raise LRTError(
                 f"the tiny world's base did not learn its task (seed {seed}: {world['accuracy']['think']:.1%} "
                 f"with its trace on the eval split, below {MIN_THINK_ACCURACY:.0%}; final loss "
