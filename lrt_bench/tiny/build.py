@@ -129,6 +129,11 @@ class Recipe:
         """One training row per sequence of every batch."""
         return self.train_steps * self.batch_size
 
+    @property
+    def warm_rows(self) -> int:
+        """The train rows of the fragment warm phase (the first fragment_warm_steps batches)."""
+        return self.fragment_warm_steps * self.batch_size
+
 
 # Tuned on 2 shared CPU cores, one thread. A 0.47M-parameter base reaches ~99% with its trace
 # after ~3,000 steps of 16 rows. Measured on the way: batches of 16 learned more per row than
@@ -241,10 +246,9 @@ class RowKind:
 def draw_kinds(rows: list[dict], recipe: Recipe, rng: random.Random) -> list[RowKind]:
     """One RowKind per train row; rows are in training-phase order (see make_batches' phase_rows)."""
     kinds = []
-    warm_rows = recipe.fragment_warm_steps * recipe.batch_size
     for i, r in enumerate(rows):
         recap = rng.random() < recipe.style.recap
-        fragment_fraction = recipe.fragment_warm_fraction if i < warm_rows else recipe.fragment_fraction
+        fragment_fraction = recipe.fragment_warm_fraction if i < recipe.warm_rows else recipe.fragment_fraction
         if r["steps"] <= recipe.nothink_max_steps and rng.random() < recipe.nothink_fraction:
             kinds.append(RowKind(filler=make_filler(rng, recipe), recap=recap))
         elif rng.random() < fragment_fraction:
@@ -304,7 +308,8 @@ def make_batches(
     phase_rows > 0: the first phase_rows rows are trained first (shuffled among themselves),
     then the rest, so a recipe's warm phase (fragment_warm_steps) comes first.
     """
-    phases = [range(0, phase_rows), range(phase_rows, len(encoded))] if phase_rows else [range(len(encoded))]
+    # An empty phase draws nothing from rng, so phase_rows = 0 batches exactly as one shuffled pass.
+    phases = [range(0, phase_rows), range(phase_rows, len(encoded))]
     window = batch_size * 32
     batches = []
     for phase in phases:
@@ -574,7 +579,7 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
     kinds = draw_kinds(train_rows, recipe, rng)
     encoded = encode_training_rows(tok, train_rows, kinds, rng)
     batches = make_batches(encoded, recipe.batch_size, tok.pad_token_id, rng,
-                           phase_rows=recipe.fragment_warm_steps * recipe.batch_size)
+                           phase_rows=recipe.warm_rows)
 
     config = make_config(recipe, tok, recipe.num_layers)
     model = Qwen3ForCausalLM._from_config(config, attn_implementation="sdpa")
