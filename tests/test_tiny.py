@@ -328,6 +328,19 @@ def test_training_rows_of_each_kind():
     assert text[4][1] == row["reasoning"] + f"</think>\n\nThe answer is {row['answer']}.\n\n" + box
 
 
+def test_full_world_sft_data_is_the_sft_curriculum():
+    """The full world samples D only on the step counts the tiny SFT recipe trains on (the rest would be
+    sampled and then filtered away), and the quick world's D covers every step count it trains on."""
+    from pathlib import Path
+
+    import yaml
+
+    recipe = yaml.safe_load((Path(__file__).parents[1] / "trainers" / "recipes" / "tiny" / "sft.yaml").read_text())
+    full, quick = recipe_for(False), recipe_for(True)
+    assert {s for s, w in full.sft_steps_mix if w > 0} == set(recipe["dataset_where"]["steps"])
+    assert {s for s, _ in quick.sft_steps_mix} == {s for s, _ in quick.train_steps_mix}
+
+
 def test_fragment_warm_phase_comes_first():
     """Rows of the warm phase draw fragments at fragment_warm_fraction and are trained before the rest."""
     import dataclasses

@@ -116,8 +116,11 @@ class Recipe:
     # so it learns to compute first and to read damaged traces after.
     fragment_warm_steps: int
     fragment_warm_fraction: float
-    # SFT data as the paper's D: the base's own sampled think-mode answers on this many train problems.
+    # SFT data as the paper's D: the base's own sampled think-mode answers on this many distinct train
+    # problems, drawn with sft_steps_mix (the full world: the tiny SFT recipe's curriculum of 1- and
+    # 2-step problems, where one forward pass of G_φ can still learn the computation).
     n_sft: int
+    sft_steps_mix: tuple[tuple[int, float], ...]
     sft_temperature: float
     n_eval: int
     think_max_new_tokens: int
@@ -157,7 +160,8 @@ FULL = Recipe(
     min_lr_ratio=0.05, weight_decay=0.01,
     nothink_fraction=0.6, nothink_max_steps=1, nothink_empty_share=0.3, filler_words=FILLER_WORDS,
     style=SLOW, fragment_fraction=0.8, fragment_max_p=0.6, fragment_line_share=0.3,
-    fragment_warm_steps=2000, fragment_warm_fraction=0.2, n_sft=3000, sft_temperature=0.6,
+    fragment_warm_steps=2000, fragment_warm_fraction=0.2, n_sft=11000, sft_steps_mix=((1, 0.05), (2, 0.95)),
+    sft_temperature=0.6,
     n_eval=1000, think_max_new_tokens=400, answer_max_new_tokens=40, eval_batch_size=100,
 )
 # The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
@@ -165,7 +169,8 @@ FULL = Recipe(
 # trace); with the smaller table the trace clearly helps.
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
-    intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100, n_sft=400,
+    intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100,
+    n_sft=400, sft_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),  # D over every step count
     fragment_fraction=0.2, fragment_warm_steps=0,  # at 1,200 steps more fragment rows would keep the base on its plateau
     style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, answer=1.0, recap=0.3),  # shorter traces: a faster build
 )
@@ -595,7 +600,7 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
 
     # SFT data D: the base's own think-mode answers (its mistakes included) on distinct train problems.
     t_sft = time.perf_counter()
-    sft_rows = make_problems(recipe.n_sft, seed=seed * 1000 + 4, steps_mix=dict(recipe.train_steps_mix),
+    sft_rows = make_problems(recipe.n_sft, seed=seed * 1000 + 4, steps_mix=dict(recipe.sft_steps_mix),
                              exclude={r["problem"] for r in eval_rows}, ranges=recipe.ranges, id_prefix="sft",
                              style=recipe.style)
     sampled = generate(model, tok, [chat_prompt(tok, r["problem"]) + THINK_PREFIX for r in sft_rows],
