@@ -457,7 +457,7 @@ def test_tiny_world_missing_or_bad(tmp_path, monkeypatch):
     monkeypatch.delenv(data.ENV_TINY_DIR)
     assert data.tiny_dir() == Path("~/.cache/lrt-bench/tiny").expanduser().resolve()
     assert data.load_tiny_docs(write_tiny(tmp_path / "other")) == [
-        {"id": r["id"], "problem": r["problem"], "answer": r["answer"]} for r in TINY_ROWS]
+        {"id": r["id"], "problem": r["problem"], "answer": r["answer"], "steps": r["steps"]} for r in TINY_ROWS]
 
 
 def test_lm_eval_surfaces_data_errors(tmp_path, monkeypatch):

@@ -357,8 +357,12 @@ def load_tiny_docs(root: str | Path | None = None) -> list[Row]:
         )
     docs = []
     for i, (where, row) in enumerate(iter_jsonl(path)):
-        docs.append({"id": _doc_id(row, "tiny", i, "id"), "problem": _text(row, where, "problem"),
-                     "answer": _answer_text(row, where, "answer")})
+        doc = {"id": _doc_id(row, "tiny", i, "id"), "problem": _text(row, where, "problem"),
+               "answer": _answer_text(row, where, "answer")}
+        # The number of operations, when the world says it: the demo's findings break accuracy down by it.
+        if isinstance(row.get("steps"), int) and not isinstance(row["steps"], bool):
+            doc["steps"] = row["steps"]
+        docs.append(doc)
     if not docs:
         raise LRTError(f"{path}: no rows")
     return docs

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class MethodResult:
     pass1: dict[int, float]  # doc_id -> pass@1 over its samples
     reasoning: dict[int, float]  # doc_id -> mean reasoning tokens
     answer: dict[int, float]  # doc_id -> mean answer tokens
+    steps: dict[int, int] = field(default_factory=dict)  # doc_id -> the problem's operations (tiny world docs)
 
     @property
     def accuracy(self) -> float:
@@ -56,11 +57,14 @@ def write_per_problem(out: str | Path) -> Path:
             files = sorted(mdir.rglob("samples_*.jsonl"))
             if not files:
                 continue
-            cols: dict[str, list] = {"doc_id": [], "pass1": [], "reasoning": [], "answer": []}
+            cols: dict[str, list] = {"doc_id": [], "pass1": [], "reasoning": [], "answer": [], "steps": []}
             for smp in read_jsonl(files[-1]):
                 for col, key in (("doc_id", "doc_id"), ("pass1", "pass@1"), ("reasoning", "reasoning_tokens"),
                                  ("answer", "answer_tokens")):
                     cols[col].append(smp[key])
+                cols["steps"].append((smp.get("doc") or {}).get("steps"))
+            if not all(isinstance(n, int) for n in cols["steps"]):
+                del cols["steps"]  # docs that do not say their number of operations (not the tiny world)
             runs[f"{bdir.name}/{mdir.name}"] = cols
     atomic_write_json(target, dict(sorted(runs.items())))
     return target
@@ -77,7 +81,7 @@ def load_demo(out: str | Path) -> dict[int, dict[str, MethodResult]]:
         ids = cols["doc_id"]
         runs.setdefault(int(budget[1:]), {})[method] = MethodResult(
             dict(zip(ids, map(float, cols["pass1"]))), dict(zip(ids, map(float, cols["reasoning"]))),
-            dict(zip(ids, map(float, cols["answer"]))))
+            dict(zip(ids, map(float, cols["answer"]))), dict(zip(ids, cols.get("steps", []))))
     return runs
 
 
@@ -273,7 +277,38 @@ def render_findings(out: str | Path) -> str:
     ]
     for f in findings(out, runs):
         lines.append(f"| {f.name} | {f.target} | {f.paper} | {f.ours} | {f.interval} | {mark[f.met]} |")
+    if runs:
+        lines += by_steps_table(runs[max(runs)], max(runs))
     return "\n".join(lines) + "\n"
+
+
+def by_steps_table(at: dict[str, MethodResult], budget: int) -> list[str]:
+    """Markdown lines: each method's accuracy by the problems' number of operations at one budget, and
+    LRT's paired difference to NoThinking per step count (where the latents help); [] without steps."""
+    methods = [m for m in LABELS if m in at and at[m].steps]
+    if not methods:
+        return []
+    steps = sorted(set(at[methods[0]].steps.values()))
+
+    def acc(r: MethodResult, n: int) -> float:
+        return 100 * statistics.fmean(v for i, v in r.pass1.items() if r.steps.get(i) == n)
+
+    lines = ["", f"## Accuracy by number of operations (budget {budget})", "",
+             "| method | " + " | ".join(f"{n} step{'s' * (n > 1)}" for n in steps) + " |",
+             "| --- |" + " --- |" * len(steps)]
+    for m in methods:
+        lines.append(f"| {LABELS[m]} | " + " | ".join(f"{acc(at[m], n):.1f}%" for n in steps) + " |")
+    counts = [sum(1 for v in at[methods[0]].steps.values() if v == n) for n in steps]
+    lines.append("| problems | " + " | ".join(str(c) for c in counts) + " |")
+    if "lrt" in methods and "nothink" in methods:
+        cells = []
+        for n in steps:
+            ids = {i for i, v in at["lrt"].steps.items() if v == n}
+            d = paired_bootstrap({i: at["lrt"].pass1[i] for i in ids}, {i: at["nothink"].pass1[i] for i in ids
+                                                                          if i in at["nothink"].pass1})
+            cells.append(f"{d[0]:+.1f} [{d[1]:+.1f}, {d[2]:+.1f}]")
+        lines.append(f"| {LABELS['lrt']} − NoThinking (pts, 95% CI) | " + " | ".join(cells) + " |")
+    return lines
 
 
 def readme_summary(out: str | Path) -> str:
