@@ -331,11 +331,11 @@ def test_training_rows_of_each_kind():
 def test_full_world_sft_data_is_the_sft_curriculum():
     """The full world samples D only on the step counts the tiny SFT recipe trains on (the rest would be
     sampled and then filtered away), and the quick world's D covers every step count it trains on."""
-    from pathlib import Path
-
     import yaml
 
-    recipe = yaml.safe_load((Path(__file__).parents[1] / "trainers" / "recipes" / "tiny" / "sft.yaml").read_text())
+    from lrt_bench.tools.demo import recipes_dir
+
+    recipe = yaml.safe_load((recipes_dir() / "sft.yaml").read_text())
     full, quick = recipe_for(False), recipe_for(True)
     assert {s for s, w in full.sft_steps_mix if w > 0} == set(recipe["dataset_where"]["steps"])
     assert {s for s, _ in quick.sft_steps_mix} == {s for s, _ in quick.train_steps_mix}

@@ -170,7 +170,7 @@ FULL = Recipe(
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
     intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100,
-    n_sft=400, sft_steps_mix=((1, 0.25), (2, 0.25), (3, 0.25), (4, 0.25)),  # D over every step count
+    n_sft=400, sft_steps_mix=FULL.train_steps_mix,  # D over every step count it trains on
     fragment_fraction=0.2, fragment_warm_steps=0,  # at 1,200 steps more fragment rows would keep the base on its plateau
     style=TraceStyle(check=0.3, redo=0.2, so=0.3, conclude=0.5, answer=1.0, recap=0.3),  # shorter traces: a faster build
 )
