@@ -1,12 +1,13 @@
 """Sweep G_φ's shape on the tiny world: latents (4, 8, 16, 32, 64) x fusion (concat; hadamard on request), SFT only.
 
-    python bench/tiny_sweep.py [--steps 500] [--latents 4,8,16,32,64] [--fusions concat] \\
+    python bench/tiny_sweep.py [--steps N] [--latents 4,8,16,32,64] [--fusions concat] \\
         [--out results/tiny/latent_count.json] [--runs runs/sweep] [--jobs N]
 
 Each cell is one SFT run of trainers/recipes/tiny/sft.yaml with `fusion` and `num_latents` overridden, then
 greedy latent-mode accuracy on the whole eval split (the run's own evaluation, through `LatentLM.generate`,
 the path the `lrt` backend uses). Same seed, data order and step count for every cell, so the cells differ
-only in shape. Cells run `--jobs` at a time, each in its own process at one torch thread
+only in shape; `--steps` defaults to the recipe's own `max_steps`, so each cell is the demo's SFT but for its
+shape. Cells run `--jobs` at a time, each in its own process at one torch thread
 (`lrt_bench.tools.stages`; RUNS/logs/<cell>.log holds its output); the JSON (with its provenance) and a
 plot beside it (`<out>.png`) are rewritten as each finishes, so a killed sweep keeps what it measured and
 a rerun resumes it.
@@ -73,7 +74,8 @@ def run_cell(fusion: str, num_latents: int, steps: int, eval_problems: int, run_
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--steps", type=int, default=500)
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="SFT steps per cell (default: the tiny SFT recipe's max_steps, as the demo trains)")
     p.add_argument("--fusions", default="concat")
     p.add_argument("--latents", default="4,8,16,32,64")
     p.add_argument("--runs", default="runs/sweep")
@@ -83,6 +85,10 @@ def main() -> None:
                    help="cells trained at once, each in its own process at one torch thread (default: one per "
                         "core, at most 4; the numbers do not depend on it)")
     args = p.parse_args()
+    if args.steps is None:
+        from trainers.config import SFTConfig
+
+        args.steps = SFTConfig.load(RECIPE, {}).max_steps
 
     from rich.console import Console
 
