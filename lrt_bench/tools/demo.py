@@ -47,7 +47,7 @@ EVAL_BATCH_SIZE = 256
 # Rough seconds of each stage on 2 cores at one thread (the committed seed-0 run): they only order the
 # ready stages, longest remaining chain first (lrt_bench.tools.stages), so that SFT -> GRPO -> LRT's
 # evaluations, the longest chain, starts at once and the short evaluations fill the gaps.
-TRAIN_COST_S = {"sft": 820, "grpo": 90, "shorterbetter": 460, "lcr1": 350}
+TRAIN_COST_S = {"sft": 725, "grpo": 86, "shorterbetter": 378, "lcr1": 315}
 EVAL_COST_S = {"think": 80, "nothink": 20, "latent": 20, "hybrid": 40}  # per (method, budget) cell
 REDUNDANCY_COST_S = 15
 TRACES_COST_S = 30
