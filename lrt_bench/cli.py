@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from lrt_bench.errors import LRTError, nonneg_int
+from lrt_bench.errors import LRTError, nonneg_int, positive_int
 
 
 def default_tiny_dir() -> Path:
@@ -39,7 +39,9 @@ def cmd_tiny_build(args: argparse.Namespace) -> int:
     from lrt_bench.tiny.build import build_tiny_world
 
     out = Path(args.out) if args.out else default_tiny_dir()
-    world = build_tiny_world(out, quick=args.quick, seed=args.seed, progress=not args.no_progress, force=args.force)
+    threads = {} if args.threads is None else {"threads": args.threads}
+    world = build_tiny_world(out, quick=args.quick, seed=args.seed, progress=not args.no_progress, force=args.force,
+                             **threads)
     con = _console()
     acc = world.get("accuracy", {})
     con.print(f"[bold]tiny world[/] at {out}")
@@ -67,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--quick", action="store_true", help="a smaller, faster build for tests and smoke runs")
     b.add_argument("--seed", type=nonneg_int, default=0)
     b.add_argument("--force", action="store_true", help="rebuild even if a matching world exists")
+    b.add_argument("--threads", type=positive_int, default=None,
+                   help="torch CPU threads for the build (default 2, 1 on a one-core machine; the weights do not "
+                        "depend on it): pass 1 when two builds share two cores")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=cmd_tiny_build)
 

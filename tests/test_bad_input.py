@@ -256,6 +256,8 @@ CASES = [
          "cannot be written"),
     Case("tiny-build-negative-seed", cli("tiny", "build", "--quick", "--seed", "-1", "--out", "{c.tmp}/w"),
          "argument --seed: must be >= 0", out=lambda c: c.tmp / "w"),
+    Case("tiny-build-zero-threads", cli("tiny", "build", "--quick", "--threads", "0", "--out", "{c.tmp}/w0"),
+         "argument --threads: must be >= 1", out=lambda c: c.tmp / "w0"),
     Case("demo-out-file", cli("demo", "--quick", "--out", "{c.tmp}/afile3"), "is a file",
          unchanged=lambda c: _write(c.tmp, "afile3", "keep me")),
     Case("redundancy-out-file", cli("redundancy", "--model", "{c.world}", "--task", "lrt_tiny", "--out", "{c.tmp}/afile4"),

@@ -302,6 +302,13 @@ def test_refuses_foreign_directory(tmp_path):
 
 
 
+def test_refuses_bad_thread_count(tmp_path):
+    for bad in (0, -1, True, 1.5):
+        with pytest.raises(LRTError, match="threads must be a positive integer"):
+            build_tiny_world(tmp_path / "w", quick=True, progress=False, threads=bad)
+    assert not list(tmp_path.iterdir())
+
+
 def test_training_rows_of_each_kind():
     """Thinking rows supervise trace + answer; non-thinking rows the answer after a given block;
     fragment rows the answer after a given damaged trace closed as the redundancy analysis closes it."""
@@ -326,6 +333,43 @@ def test_training_rows_of_each_kind():
         assert len(given) < len(prompt + "<think>\n" + row["reasoning"] + layout.LATENT_SUFFIX)
         assert supervised == box
     assert text[4][1] == row["reasoning"] + f"</think>\n\nThe answer is {row['answer']}.\n\n" + box
+
+
+def test_batched_encoding_is_the_per_row_encoding():
+    """encode_training_rows encodes every text in one batched call: the ids, the supervised spans and the
+    fragments' rng draws are those of encoding each piece of each row on its own, in row order."""
+    import random
+
+    from lrt_bench.core import layout
+    from lrt_bench.tiny.build import THINK_PREFIX, chat_prompt, draw_kinds, encode_training_rows, nothink_prefix
+    from lrt_bench.tiny.task import answer_text
+
+    tok = build_tokenizer()
+    enc = lambda t: tok.encode(t, add_special_tokens=False)  # noqa: E731
+    recipe = recipe_for(False)
+    rows = make_problems(600, seed=7, steps_mix=dict(recipe.train_steps_mix), distinct=False, style=recipe.style)
+    kinds = draw_kinds(rows, recipe, random.Random(1))
+    assert {(k.filler is not None, k.fragment_p > 0, k.fragment_lines) for k in kinds} == {
+        (True, False, False), (False, True, False), (False, True, True), (False, False, False)}
+    rng = random.Random(2)
+    expected = []
+    for row, kind in zip(rows, kinds):
+        prompt, answer = enc(chat_prompt(tok, row["problem"])), enc(answer_text(row, kind.recap) + "<|im_end|>")
+        if kind.filler is not None:
+            given = prompt + enc(nothink_prefix(kind.filler))
+            expected.append((given + answer, len(given)))
+        elif kind.fragment_lines:
+            kept = [ln for ln in row["reasoning"].splitlines(keepends=True) if rng.random() >= kind.fragment_p]
+            given = prompt + enc(THINK_PREFIX) + enc("".join(kept)) + enc(layout.LATENT_SUFFIX)
+            expected.append((given + answer, len(given)))
+        elif kind.fragment_p > 0:
+            kept = [t for t in enc(row["reasoning"]) if rng.random() >= kind.fragment_p]
+            given = prompt + enc(THINK_PREFIX) + kept + enc(layout.LATENT_SUFFIX)
+            expected.append((given + answer, len(given)))
+        else:
+            given = prompt + enc(THINK_PREFIX)
+            expected.append((given + enc(row["reasoning"] + "</think>\n\n") + answer, len(given)))
+    assert encode_training_rows(tok, rows, kinds, random.Random(2)) == expected
 
 
 def test_full_world_sft_data_is_the_sft_curriculum():
@@ -384,11 +428,15 @@ def test_a_base_that_did_not_learn_is_refused(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_same_seed_same_world(tiny_world, tmp_path):
-    """The build is deterministic on a machine: the quick world built again has the same bytes."""
+    """The build is deterministic on a machine and does not depend on its thread count: the quick world
+    (built by conftest at the default TRAIN_THREADS) built again at one thread has the same bytes."""
     import hashlib
 
+    from lrt_bench.tiny.build import TRAIN_THREADS
+
     again = tmp_path / "again"
-    build_tiny_world(again, quick=True, seed=0, progress=False)
+    world = build_tiny_world(again, quick=True, seed=0, progress=False, threads=1)
+    assert world["torch_threads"] == 1 and json.loads((tiny_world / "world.json").read_text())["torch_threads"] == TRAIN_THREADS
     for rel in ("base/model.safetensors", "data/train.jsonl", "data/eval.jsonl", "data/sft.jsonl"):
         a, b = (hashlib.sha256((w / rel).read_bytes()).hexdigest() for w in (tiny_world, again))
         assert a == b, rel

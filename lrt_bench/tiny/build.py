@@ -58,11 +58,13 @@ TINY_VERSION = "4"
 NOTHINK_PREFILL = layout.NOTHINK_PREFILL
 THINK_PREFIX = layout.OPEN
 
-# One thread: the matrices of a model this small are too small for a second thread to pay
-# (measured: two threads are no faster, and up to 7x slower when the two cores are shared with
-# other jobs, as OpenMP threads spin at barriers), and a fixed thread count gives the same
-# weights on every machine.
-TRAIN_THREADS = 1
+# Two threads (or one on a one-core machine). Measured on 2 cores (torch 2.13, 150 steps of the full
+# recipe, 400 sampled D rows): the weights and samples are bit-identical at 1 and 2 threads, and 2
+# threads train 1.2-1.5x and sample 1.3x faster when the build has the machine to itself. Builds that
+# share the cores with other jobs (two worlds at once) should pass threads=1: OpenMP threads spin at
+# barriers, and an oversubscribed build ran up to 7x slower. tests/test_tiny.py checks the
+# thread-invariance on the quick world.
+TRAIN_THREADS = min(2, os.cpu_count() or 1)
 
 FILLER_WORDS = tuple(
     "okay so well right now then I we it this that the a is am have has had done know think "
@@ -165,8 +167,10 @@ FULL = Recipe(
     n_eval=1000, think_max_new_tokens=400, answer_max_new_tokens=40, eval_batch_size=100,
 )
 # The quick world: the same task with numbers up to 29 and a 0.23M-parameter base trained
-# 1,400 steps (~85 s). With numbers up to 99 that budget ends on the plateau (5% with the
-# trace); with the smaller table the trace clearly helps.
+# 1,200 steps (build 106 s at 2 threads; `lrt-bench demo --quick` from nothing 2.8 min). Its base is
+# still on its plateau (think 17%, NoThinking 7%): a smoke world for tests. Measured: 2,000 steps
+# reach think 61% (1,600: 20%) in a 167 s build, which would put the quick demo from nothing at
+# ~4 min, the target's edge, and CI ~2 min longer; not taken.
 QUICK = dataclasses.replace(
     FULL, ranges=Ranges(max_value=29, first_value=(10, 29)), hidden_size=64, num_heads=2,
     intermediate_size=192, train_steps=1200, lr=4e-3, warmup_steps=50, n_eval=100,
@@ -264,13 +268,20 @@ def draw_kinds(rows: list[dict], recipe: Recipe, rng: random.Random) -> list[Row
     return kinds
 
 
-def _fragment(tok: PreTrainedTokenizerFast, reasoning: str, kind: RowKind, rng: random.Random) -> list[int]:
-    """The trace with tokens (or whole lines) deleted independently at rate kind.fragment_p."""
-    if kind.fragment_lines:
-        lines = reasoning.splitlines(keepends=True)
-        kept = [ln for ln in lines if rng.random() >= kind.fragment_p]
-        return tok.encode("".join(kept), add_special_tokens=False)
-    return [t for t in tok.encode(reasoning, add_special_tokens=False) if rng.random() >= kind.fragment_p]
+def _encoder(tok: PreTrainedTokenizerFast, texts) -> dict[str, list[int]]:
+    """text -> token ids (no special tokens) for each distinct text, in one batched tokenizer call.
+
+    The same ids as `tok.encode(text, add_special_tokens=False)` one text at a time (tests/test_tiny.py
+    checks it), ~10x faster over a full build's 77k rows.
+    """
+    distinct = list(dict.fromkeys(texts))
+    ids = tok(distinct, add_special_tokens=False)["input_ids"] if distinct else []
+    return dict(zip(distinct, ids))
+
+
+def _deleted(items: list, p: float, rng: random.Random) -> list:
+    """The items, each deleted independently with probability p (one rng draw per item, in order)."""
+    return [x for x in items if rng.random() >= p]
 
 
 def encode_training_rows(
@@ -282,22 +293,42 @@ def encode_training_rows(
     the model is never taught to close its thinking early, only to continue what it is given.
     Non-thinking rows: the whole think block is given (Qwen3's empty one or a filler sentence).
     Fragment rows: `<think>\\n` + the damaged trace + `\\n</think>\\n\\n` is given (the close the
-    redundancy analysis appends), the answer is supervised.
+    redundancy analysis appends), the answer is supervised. The trace is damaged by deleting its
+    tokens, or its whole lines (then re-encoded), independently at rate kind.fragment_p.
+
+    Every piece is encoded on its own, as before the batching: the texts first (one batched call),
+    then the fragments' rng draws in row order, then the re-encoded line fragments (a second call).
     """
-    enc = lambda t: tok.encode(t, add_special_tokens=False)  # noqa: E731
-    out = []
-    for row, kind in zip(rows, kinds):
-        prompt = enc(chat_prompt(tok, row["problem"]))
-        answer = enc(answer_text(row, kind.recap) + EOS_TEXT)
-        if kind.filler is not None:
-            given = prompt + enc(nothink_prefix(kind.filler))
-            out.append((given + answer, len(given)))
-        elif kind.fragment_p > 0:
-            given = prompt + enc(THINK_PREFIX) + _fragment(tok, row["reasoning"], kind, rng) + enc(layout.LATENT_SUFFIX)
-            out.append((given + answer, len(given)))
+    prompts = {q: chat_prompt(tok, q) for q in dict.fromkeys(r["problem"] for r in rows)}
+    answers = [answer_text(r, k.recap) + EOS_TEXT for r, k in zip(rows, kinds)]
+    traces = [None if k.filler is not None else r["reasoning"] if k.fragment_p > 0
+              else f"{r['reasoning']}{THINK_CLOSE}\n\n" for r, k in zip(rows, kinds)]
+    ids = _encoder(tok, [*prompts.values(), *answers, THINK_PREFIX, layout.LATENT_SUFFIX,
+                         *(nothink_prefix(k.filler) for k in kinds if k.filler is not None),
+                         *(t for t, k in zip(traces, kinds) if t is not None and not k.fragment_lines)])
+    # Fragments, in row order (the rng draws of the unbatched build, one by one).
+    damaged: list[list[int] | str | None] = []
+    for row, kind, trace in zip(rows, kinds, traces):
+        if kind.fragment_p <= 0:
+            damaged.append(None)
+        elif kind.fragment_lines:
+            damaged.append("".join(_deleted(row["reasoning"].splitlines(keepends=True), kind.fragment_p, rng)))
         else:
-            given = prompt + enc(THINK_PREFIX)
-            out.append((given + enc(f"{row['reasoning']}{THINK_CLOSE}\n\n") + answer, len(given)))
+            damaged.append(_deleted(ids[trace], kind.fragment_p, rng))
+    ids |= _encoder(tok, [d for d in damaged if isinstance(d, str)])
+    out = []
+    for row, kind, trace, answer, frag in zip(rows, kinds, traces, answers, damaged):
+        prompt = ids[prompts[row["problem"]]]
+        if kind.filler is not None:
+            given = prompt + ids[nothink_prefix(kind.filler)]
+            out.append((given + ids[answer], len(given)))
+        elif frag is not None:
+            frag_ids = ids[frag] if isinstance(frag, str) else frag
+            given = prompt + ids[THINK_PREFIX] + frag_ids + ids[layout.LATENT_SUFFIX]
+            out.append((given + ids[answer], len(given)))
+        else:
+            given = prompt + ids[THINK_PREFIX]
+            out.append((given + ids[trace] + ids[answer], len(given)))
     return out
 
 
@@ -469,16 +500,16 @@ def evaluate(
 
 
 @contextmanager
-def _isolated_torch(seed: int):
-    """Fixed thread count and a private, seeded RNG; the caller's settings come back after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(TRAIN_THREADS)
+def _isolated_torch(seed: int, threads: int):
+    """A set thread count and a private, seeded RNG; the caller's settings come back after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def read_world(out: Path) -> dict | None:
@@ -501,17 +532,21 @@ def _remove_stale_builds(out: Path) -> None:
 
 
 def build_tiny_world(
-    out: str | Path, quick: bool = False, seed: int = 0, progress: bool = True, force: bool = False
+    out: str | Path, quick: bool = False, seed: int = 0, progress: bool = True, force: bool = False,
+    threads: int = TRAIN_THREADS,
 ) -> dict:
     """Build (or return the cached) tiny world in `out`; returns the content of world.json.
 
-    quick=True builds the smaller world (numbers up to 29, a smaller base, under 2 minutes on
-    2 cores) for tests and demos; the full build takes 11-18 minutes (one thread; 17.6 min beside
-    another build on an AMD EPYC core). Same seed, quick flag and code on one machine: same weights
+    quick=True builds the smaller world (numbers up to 29, a smaller base, ~2 minutes on
+    2 cores) for tests and demos; the full build takes 14.6 min at 2 threads alone on 2 AMD EPYC cores
+    (18.3 min at one thread beside another build). Same seed, quick flag and code on one machine: same weights
     (another CPU may round differently). force=True rebuilds even when a matching world exists.
+    threads: torch's CPU threads for the build (TRAIN_THREADS says why 2; the weights do not depend on it).
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise LRTError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise LRTError(f"threads must be a positive integer, got {threads!r}")
     out = check_writable_dir(out, "the tiny world's directory").resolve()
     recipe = recipe_for(quick)
     version = code_version(recipe)
@@ -528,7 +563,7 @@ def build_tiny_world(
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        with _isolated_torch(seed):
+        with _isolated_torch(seed, threads):
             world = _build(tmp, recipe, quick, seed, progress)
         if not quick and world["accuracy"]["think"] < MIN_THINK_ACCURACY:
             # Nothing is cached: a world whose base cannot do its task would make every finding noise.
