@@ -272,7 +272,7 @@ def _encoder(tok: PreTrainedTokenizerFast, texts) -> dict[str, list[int]]:
     """text -> token ids (no special tokens) for each distinct text, in one batched tokenizer call.
 
     The same ids as `tok.encode(text, add_special_tokens=False)` one text at a time (tests/test_tiny.py
-    checks it), ~10x faster over a full build's 77k rows.
+    checks it); 30,000 rows of the full recipe: 5.3 s for encode_training_rows, 14.0 s one text at a time.
     """
     distinct = list(dict.fromkeys(texts))
     ids = tok(distinct, add_special_tokens=False)["input_ids"] if distinct else []
