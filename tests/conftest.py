@@ -59,7 +59,7 @@ def backbone_config(hidden: int = 32, layers: int = 2) -> dict:
 def pytest_collection_modifyitems(config, items):
     """`-m "not slow"` is the quick developer run. Tests marked slow run real entry points in
     subprocesses, train, or take more than a few seconds. Without LRT_TEST_TINY_WORLD the `tiny_world`
-    fixture builds the quick world first (~2.5 min on 2 cores), so every test that needs the world
+    fixture builds the quick world first (~2 min on 2 cores: 106 s here), so every test that needs the world
     counts as slow too; point LRT_TEST_TINY_WORLD at a built quick world (`lrt-bench tiny build
     --quick --out DIR`) and the quick run includes them."""
     if os.environ.get("LRT_TEST_TINY_WORLD"):
