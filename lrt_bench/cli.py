@@ -36,12 +36,11 @@ def _console():
 
 
 def cmd_tiny_build(args: argparse.Namespace) -> int:
-    from lrt_bench.tiny.build import build_tiny_world
+    from lrt_bench.tiny.build import TRAIN_THREADS, build_tiny_world
 
     out = Path(args.out) if args.out else default_tiny_dir()
-    threads = {} if args.threads is None else {"threads": args.threads}
     world = build_tiny_world(out, quick=args.quick, seed=args.seed, progress=not args.no_progress, force=args.force,
-                             **threads)
+                             threads=args.threads or TRAIN_THREADS)
     con = _console()
     acc = world.get("accuracy", {})
     con.print(f"[bold]tiny world[/] at {out}")
