@@ -27,6 +27,37 @@ def git_commit() -> str | None:
     return sha + ("+dirty" if dirty else "")
 
 
+def cpu() -> dict[str, Any]:
+    """The CPU a result was computed on: its model (with x86's family and model numbers) and the
+    instruction set torch's kernels dispatch to (`torch.backends.cpu.get_cpu_capability`). Floating-point
+    results on the CPU depend on both, not only on the seed and the code: the same tiny-world build
+    trains different weights on an AVX-512 and on an AVX2 machine (lrt_bench/tiny/README.md)."""
+    info: dict[str, Any] = {"model": platform.processor() or platform.machine()}
+    try:
+        fields = {}
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:  # the first processor's block is enough
+                break
+        if "model name" in fields:
+            info["model"] = fields["model name"]
+        for key, name in (("cpu family", "family"), ("model", "model_number"), ("stepping", "stepping")):
+            if fields.get(key, "").isdigit():
+                info[name] = int(fields[key])
+    except OSError:  # not Linux
+        pass
+    try:
+        import torch
+
+        info["torch_capability"] = torch.backends.cpu.get_cpu_capability()
+    except (ImportError, AttributeError):  # pragma: no cover
+        info["torch_capability"] = None
+    return info
+
+
 def provenance() -> dict[str, Any]:
     """Commit, lrt-bench and package versions, Python, machine, threads and time, as a JSON-able dict."""
     from importlib import metadata
@@ -52,6 +83,6 @@ def provenance() -> dict[str, Any]:
         "packages": versions,
         "python": platform.python_version(),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "torch_threads": threads, "device": device},
+                    "cpus": os.cpu_count(), "cpu": cpu(), "torch_threads": threads, "device": device},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }

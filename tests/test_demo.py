@@ -71,6 +71,7 @@ def test_demo_quick_end_to_end(tiny_world, demo_env, tmp_path):
     timing = json.loads((out / "demo.json").read_text())
     assert timing["quick"] is True and timing["seconds"]["total"] > 0
     assert timing["world_code_version"] and timing["provenance"]["packages"]["torch"]
+    assert timing["provenance"]["machine"]["cpu"]["torch_capability"]  # what the floats depend on
     assert not [r for r in timing["reused"] if not r.startswith("world")]
     # the demo ran the documented commands: commands.sh lists each stage's; a training command parses to the
     # config that run saved, and a recorded lm_eval command, run as it is, gives the demo's samples

@@ -2,7 +2,7 @@
 
 Every module of lrt_bench, trainers and tasks is parsed (ast, nothing is imported) and each of its
 imports, function-local ones included, is checked against the layer of the module it names. The
-shared modules (errors, io, provenance, the package itself) sit below every layer and import none;
+shared modules (errors, io, provenance, cpu_isa, the package itself) sit below every layer and import none;
 tiny may use core and eval; tasks (the lm-eval task hooks) sit with eval; cli sits above everything.
 """
 
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # rank: a module may import modules of its own rank or lower
 SHARED, CORE, EVAL, TINY, TRAINERS, TOOLS, CLI = range(7)
 LAYER_NAMES = ["shared", "core", "eval", "tiny", "trainers", "tools", "cli"]
-SHARED_MODULES = {"lrt_bench", "lrt_bench.errors", "lrt_bench.io", "lrt_bench.provenance"}
+SHARED_MODULES = {"lrt_bench", "lrt_bench.errors", "lrt_bench.io", "lrt_bench.provenance", "lrt_bench.cpu_isa"}
 
 # Known upward imports, each with the reason it stays: (importer, imported) -> why. None today.
 EXCEPTIONS: dict[tuple[str, str], str] = {}

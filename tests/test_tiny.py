@@ -7,6 +7,7 @@ import statistics
 import time
 
 import pytest
+import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, Qwen3Config
 
 from lrt_bench.errors import LRTError
@@ -248,6 +249,8 @@ def test_quick_world_layout(quick_world):
     assert set(world["accuracy"]) == {"think", "nothink_prefill", "nothink_empty"}
     assert world["quick"] is True and world["seed"] == 0
     assert world["code_version"] == code_version(recipe_for(True))
+    # the CPU it was trained on: another instruction set trains other weights (lrt_bench/tiny/README.md)
+    assert world["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability() and world["cpu"]["model"]
     assert len(read_jsonl(out / "data" / "eval.jsonl")) == recipe_for(True).n_eval
     train = read_jsonl(out / "data" / "train.jsonl")
     evals = read_jsonl(out / "data" / "eval.jsonl")
@@ -292,6 +295,37 @@ def test_quick_world_cache(quick_world):
     assert again == world
     assert time.perf_counter() - start < 5
     assert (out / "world.json").stat().st_mtime_ns == mtime
+
+
+def test_world_built_with_other_cpu_kernels_is_rebuilt(quick_world, tmp_path, monkeypatch, capsys):
+    """A cached world is reused only if torch's CPU kernels then were this process's (they set the weights);
+    one recorded before the kernels were (no "cpu") is reused as before."""
+    import shutil
+
+    from lrt_bench.tiny import build
+
+    out, world, _ = quick_world
+    copy = tmp_path / "world"
+    shutil.copytree(out, copy)
+
+    def rebuilt(*args, **kwargs):
+        raise RuntimeError("rebuilt")
+
+    monkeypatch.setattr(build, "_build", rebuilt)
+    meta = dict(world)
+    for cpu, reused in ((world["cpu"], True), (None, True), ({**world["cpu"], "torch_capability": "OTHER"}, False)):
+        if cpu is None:
+            meta.pop("cpu", None)
+        else:
+            meta["cpu"] = cpu
+        (copy / "world.json").write_text(json.dumps(meta))
+        if reused:
+            assert build_tiny_world(copy, quick=True, seed=0, progress=False) == meta
+        else:
+            with pytest.raises(RuntimeError, match="rebuilt"):
+                build_tiny_world(copy, quick=True, seed=0, progress=False)
+            assert "built with torch's OTHER CPU kernels" in capsys.readouterr().err
+            assert json.loads((copy / "world.json").read_text()) == meta  # a failed rebuild keeps the old world
 
 
 def test_refuses_foreign_directory(tmp_path):

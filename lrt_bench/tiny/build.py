@@ -23,6 +23,7 @@ import os
 import random
 import shutil
 import statistics
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -35,6 +36,7 @@ from lrt_bench.core.layout import THINK_CLOSE, THINK_OPEN
 from lrt_bench.errors import LRTError
 from lrt_bench.eval.grading import grade_math
 from lrt_bench.io import check_writable_dir
+from lrt_bench.provenance import cpu
 from lrt_bench.tiny.task import (
     DEFAULT_RANGES,
     SLOW,
@@ -538,9 +540,11 @@ def build_tiny_world(
     """Build (or return the cached) tiny world in `out`; returns the content of world.json.
 
     quick=True builds the smaller world (numbers up to 29, a smaller base, ~2 minutes on
-    2 cores) for tests and demos; the full build takes 14.6 min at 2 threads alone on 2 AMD EPYC cores
-    (18.3 min at one thread beside another build). Same seed, quick flag and code on one machine: same weights
-    (another CPU may round differently). force=True rebuilds even when a matching world exists.
+    2 cores) for tests and demos; the full build takes 10-15 min at 2 threads alone on 2 AMD EPYC cores
+    (18.3 min at one thread beside another build). Same seed, quick flag, code and torch CPU kernels (AVX2
+    unless LRT_CPU_ISA says otherwise: lrt_bench/cpu_isa.py): same weights, on an AVX2 and on an AVX-512
+    AMD EPYC alike. A cached world built with other CPU kernels is rebuilt. force=True rebuilds even when a
+    matching world exists.
     threads: torch's CPU threads for the build (TRAIN_THREADS says why 2; the weights do not depend on it).
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -553,7 +557,13 @@ def build_tiny_world(
     cached = read_world(out)
     if cached is not None and not force and (cached.get("seed"), cached.get("quick"),
                                              cached.get("code_version")) == (seed, quick, version):
-        return cached
+        built_with = (cached.get("cpu") or {}).get("torch_capability")  # None: built before it was recorded
+        now = cpu()["torch_capability"]
+        if built_with in (None, now):
+            return cached
+        print(f"rebuilding the tiny world in {out}: it was built with torch's {built_with} CPU kernels and this "
+              f"process uses {now} ones, which train other weights (LRT_CPU_ISA, lrt_bench/cpu_isa.py)",
+              file=sys.stderr)
     if out.exists() and (not out.is_dir() or (cached is None and any(out.iterdir()))):
         raise LRTError(f"{out} exists and is not a tiny world: pick an empty or new path (--out)")
 
@@ -680,6 +690,7 @@ def _build(tmp: Path, recipe: Recipe, quick: bool, seed: int, progress: bool) ->
         "paths": {"base": "base", "backbone": "backbone",
                   "train": "data/train.jsonl", "eval": "data/eval.jsonl", "sft": "data/sft.jsonl"},
         "versions": {"torch": torch.__version__, "transformers": _transformers_version()},
+        "cpu": cpu(),  # the weights depend on it too (README: "Same bytes")
     }
 
 

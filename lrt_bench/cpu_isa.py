@@ -1,0 +1,55 @@
+"""One instruction set for torch's CPU kernels, so that CPU results reproduce across x86 machines.
+
+torch picks its CPU kernels by what the CPU can do (`torch.backends.cpu.get_cpu_capability()`): AVX-512
+on a recent AMD EPYC or Xeon, AVX2 on older ones. The two round differently (attention, norms,
+reductions), and a training run amplifies the difference: the same seed-0 tiny-world build gave one base
+on an AVX-512 EPYC and another on the AVX2 EPYC that produced results/tiny (measured 2026-12-04: think
+88.2% against 89.5% at budget 512, LRT on 2-step problems 64.3% against 48.3%). With torch held to its
+AVX2 kernels (ATEN_CPU_CAPABILITY=avx2) the AVX-512 machine rebuilt the committed world byte for byte
+(its SFT's loss and gradient norm at step 25 equal to the last digit, its NoThinking answers the same on
+all 1,000 eval problems); the math library (MKL, same AVX2 path on both) needed no setting.
+
+So lrt-bench holds torch to AVX2 on x86 (every x86 CPU since 2015 has it; an AVX-512 machine gives up
+~10% of its CPU speed: the full tiny build took 428.7 s of training against 379.6 s). The setting:
+
+    LRT_CPU_ISA=avx2      (default) torch's AVX2 kernels on x86
+    LRT_CPU_ISA=avx512    its AVX-512 kernels (where the CPU has them)
+    LRT_CPU_ISA=default   its portable scalar kernels (slow; the same on any x86 CPU)
+    LRT_CPU_ISA=native    whatever torch picks for this CPU (fastest; results may not match another CPU's)
+
+An ATEN_CPU_CAPABILITY of the user's own wins. Other CPUs (ARM) are left to torch. It has to be set before
+torch runs its first kernel: `lrt_bench` does it on import, and the start-up hook that plugs lrt-bench into
+lm-eval (`lrt_bench/eval/_lm_eval_hook.py`) imports `lrt_bench` as every Python process of the
+environment starts. What was in effect is recorded with every result (`lrt_bench.provenance.cpu`).
+GPU kernels are not affected.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import warnings
+
+ISA_ENV = "LRT_CPU_ISA"
+DEFAULT_ISA = "avx2"
+ISAS = ("avx2", "avx512", "default", "native")
+TORCH_ENV = "ATEN_CPU_CAPABILITY"  # read once, when torch runs its first CPU kernel
+X86 = ("x86_64", "amd64", "i386", "i686")
+
+
+def pin_cpu_isa() -> str | None:
+    """Set ATEN_CPU_CAPABILITY from LRT_CPU_ISA (see the module's docstring); returns what torch will be
+    asked for (None: torch's own choice). Never raises: it runs at interpreter start-up, where an error
+    would break every Python process of the environment, so a bad value is a warning and no setting."""
+    if TORCH_ENV in os.environ:  # the user's own choice
+        return os.environ[TORCH_ENV]
+    want = os.environ.get(ISA_ENV, DEFAULT_ISA).strip().lower()
+    if want not in ISAS:
+        warnings.warn(f"{ISA_ENV}={os.environ[ISA_ENV]!r} is not one of {', '.join(ISAS)}: torch picks its CPU "
+                      f"kernels itself, so CPU results may not match another machine's; set {ISA_ENV}="
+                      f"{DEFAULT_ISA} (the default) or unset it", stacklevel=2)
+        return None
+    if want == "native" or platform.machine().lower() not in X86:
+        return None
+    os.environ[TORCH_ENV] = want
+    return want
