@@ -5,12 +5,14 @@ on a recent AMD EPYC or Xeon, AVX2 on older ones. The two round differently (att
 reductions), and a training run amplifies the difference: the same seed-0 tiny-world build gave one base
 on an AVX-512 EPYC and another on the AVX2 EPYC that produced results/tiny (measured 2026-12-04: think
 88.2% against 89.5% at budget 512, LRT on 2-step problems 64.3% against 48.3%). With torch held to its
-AVX2 kernels (ATEN_CPU_CAPABILITY=avx2) the AVX-512 machine rebuilt the committed world byte for byte
-(its SFT's loss and gradient norm at step 25 equal to the last digit, its NoThinking answers the same on
-all 1,000 eval problems); the math library (MKL, same AVX2 path on both) needed no setting.
+AVX2 kernels (ATEN_CPU_CAPABILITY=avx2) the AVX-512 machine rebuilt the committed world: its SFT's loss
+and gradient norm at step 25 equal to the last digit, and `lrt-bench demo` from nothing reproduced
+results/tiny's per_problem.json (and results/tiny_seed1's) byte for byte. The math library (MKL) needed
+no setting: held to AVX2 alone it left the gradient norm different in the 4th digit.
 
-So lrt-bench holds torch to AVX2 on x86 (every x86 CPU since 2015 has it; an AVX-512 machine gives up
-~10% of its CPU speed: the full tiny build took 428.7 s of training against 379.6 s). The setting:
+So lrt-bench holds torch to AVX2 on x86 (every x86 CPU since 2015 has it). On the AVX-512 machine it cost
+a few percent: the seed-0 demo from nothing took 21.4 min against 20.7 with torch's own kernels (one run
+each; SFT 528 s against 499 s). The setting:
 
     LRT_CPU_ISA=avx2      (default) torch's AVX2 kernels on x86
     LRT_CPU_ISA=avx512    its AVX-512 kernels (where the CPU has them)

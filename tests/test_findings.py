@@ -43,3 +43,25 @@ def test_per_problem_keeps_the_docs_steps(tmp_path):
     assert per["b16/nothink"]["steps"] == [1, 3] and "steps" not in per["b16/think"]
     runs = load_demo(tmp_path)
     assert runs[16]["nothink"].steps == {0: 1, 1: 3} and runs[16]["think"].steps == {}
+
+
+def test_readme_summary_says_how_the_run_got_its_world(tmp_path):
+    """The README's run time says whether the world was built in it (from nothing), cached, or stages resumed."""
+    import shutil
+    from pathlib import Path
+
+    from lrt_bench.tools.findings import readme_summary
+
+    src = Path(__file__).resolve().parents[1] / "results" / "tiny"
+    out = tmp_path / "tiny"
+    shutil.copytree(src, out, ignore=shutil.ignore_patterns("train", "results", "redundancy"))
+    meta = json.loads((out / "demo.json").read_text())
+
+    def took(reused: list[str], seconds: dict) -> str:
+        (out / "demo.json").write_text(json.dumps({**meta, "reused": reused, "seconds": seconds}))
+        return readme_summary(out).split("The run ", 1)[1]
+
+    assert took([], {"world": 552.0, "total": 1284.0}).startswith("took 21.4 min from nothing (the world's build 9.2 min of it) on")
+    assert took(["world /w"], {"world": 0.0, "total": 1062.0}).startswith("took 17.7 min with the tiny world cached on")
+    assert took(["world /w", "train/sft"], {"world": 0.0, "total": 300.0}).startswith(
+        "resumed 1 stages finished by an earlier one and took 5.0 min more")

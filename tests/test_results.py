@@ -44,6 +44,10 @@ def test_committed_demo_records_its_provenance(run):
     for key in ("torch", "transformers", "lm_eval"):
         assert prov["packages"][key]
     assert prov["machine"]["cpus"] and prov["python"]
+    # torch's CPU kernels set the numbers (lrt_bench/cpu_isa.py): the committed runs used the default AVX2 ones
+    kernels = prov["machine"].get("cpu", {}).get("torch_capability")
+    assert kernels == "AVX2", (f"results/{run} was made with torch's {kernels} CPU kernels: rerun it with "
+                               "LRT_CPU_ISA unset (avx2), as a user gets them")
 
 
 @runs

@@ -1,7 +1,9 @@
 """Start-up hook that plugs lrt-bench into lm-eval 0.4.x, which has no plugin loader.
 
 Installed as `lrt_bench_lm_eval.pth` in site-packages, so it runs at interpreter start. It must be
-cheap: it imports nothing of lm-eval or torch. It puts an import finder on `sys.meta_path` that waits
+cheap: it imports nothing of lm-eval or torch. (Importing it runs `lrt_bench/__init__.py`, which holds
+torch to its AVX2 CPU kernels before any program of the environment runs one: lrt_bench/cpu_isa.py.)
+It puts an import finder on `sys.meta_path` that waits
 for lm-eval's own modules and, right after each one has run:
 
   lm_eval.models         -> registers `lrt` as a lazy placeholder (lrt_bench.eval.backend:LRTLM). lm-eval

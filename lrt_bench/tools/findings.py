@@ -337,7 +337,8 @@ def readme_summary(out: str | Path) -> str:
     cpus = meta.get("provenance", {}).get("machine", {}).get("cpus")
     resumed = [r for r in meta.get("reused", []) if not r.startswith("world")]
     if "total" in sec:
-        cached = " with the tiny world cached" if any(r.startswith("world") for r in meta.get("reused", [])) else ""
+        cached = (" with the tiny world cached" if any(r.startswith("world") for r in meta.get("reused", [])) else
+                  f" from nothing (the world's build {sec['world'] / 60:.1f} min of it)" if sec.get("world") else "")
         took = (f"The run took {sec['total'] / 60:.1f} min{cached} on {cpus} CPU cores" if not resumed else
                 f"The run resumed {len(resumed)} stages finished by an earlier one and took {sec['total'] / 60:.1f} "
                 f"min more on {cpus} CPU cores")
