@@ -7,8 +7,11 @@ on an AVX-512 EPYC and another on the AVX2 EPYC that produced results/tiny (meas
 88.2% against 89.5% at budget 512, LRT on 2-step problems 64.3% against 48.3%). With torch held to its
 AVX2 kernels (ATEN_CPU_CAPABILITY=avx2) the AVX-512 machine rebuilt the committed world: its SFT's loss
 and gradient norm at step 25 equal to the last digit, and `lrt-bench demo` from nothing reproduced
-results/tiny's per_problem.json (and results/tiny_seed1's) byte for byte. The math library (MKL) needed
-no setting: held to AVX2 alone it left the gradient norm different in the 4th digit.
+results/tiny's per_problem.json (and results/tiny_seed1's) byte for byte. The math libraries needed no
+setting there: MKL and oneDNN held to AVX2 as well (MKL_ENABLE_INSTRUCTIONS, ONEDNN_MAX_CPU_ISA) gave the
+same world's bytes, and held to AVX2 without torch's kernels they left the gradient norm different in the
+4th digit. Intel CPUs are not measured: MKL may pick AVX-512 kernels there, and if an Intel AVX-512
+machine gives other numbers, MKL_ENABLE_INSTRUCTIONS=AVX2 is the next setting to try.
 
 So lrt-bench holds torch to AVX2 on x86 (every x86 CPU since 2015 has it). On the AVX-512 machine it cost
 a few percent: the seed-0 demo from nothing took 21.4 min against 20.7 with torch's own kernels (one run
