@@ -13,7 +13,7 @@ same world's bytes, and held to AVX2 without torch's kernels they left the gradi
 4th digit. Intel CPUs are not measured: MKL may pick AVX-512 kernels there, and if an Intel AVX-512
 machine gives other numbers, MKL_ENABLE_INSTRUCTIONS=AVX2 is the next setting to try.
 
-So lrt-bench holds torch to AVX2 on x86 (every x86 CPU since 2015 has it). On the AVX-512 machine it cost
+So lrt-bench holds torch to AVX2 on x86. On the AVX-512 machine it cost
 a few percent: the seed-0 demo from nothing took 21.4 min against 20.7 with torch's own kernels (one run
 each; SFT 528 s against 499 s). The setting:
 
@@ -22,7 +22,9 @@ each; SFT 528 s against 499 s). The setting:
     LRT_CPU_ISA=default   its portable scalar kernels (slow; the same on any x86 CPU)
     LRT_CPU_ISA=native    whatever torch picks for this CPU (fastest; results may not match another CPU's)
 
-An ATEN_CPU_CAPABILITY of the user's own wins. Other CPUs (ARM) are left to torch. It has to be set before
+An ATEN_CPU_CAPABILITY of the user's own wins. Other CPUs (ARM), an x86 CPU without what the setting needs
+(AVX2 and FMA: Intel since 2013, AMD since 2015, not every Atom, Pentium or Celeron; asking torch for kernels
+the CPU lacks would kill the process) and systems without /proc/cpuinfo are left to torch. It has to be set before
 torch runs its first kernel: `lrt_bench` does it on import, and the start-up hook that plugs lrt-bench into
 lm-eval (`lrt_bench/eval/_lm_eval_hook.py`) imports `lrt_bench` as every Python process of the
 environment starts. What was in effect is recorded with every result (`lrt_bench.provenance.cpu`).
@@ -34,12 +36,28 @@ from __future__ import annotations
 import os
 import platform
 import warnings
+from pathlib import Path
 
 ISA_ENV = "LRT_CPU_ISA"
 DEFAULT_ISA = "avx2"
 ISAS = ("avx2", "avx512", "default", "native")
 TORCH_ENV = "ATEN_CPU_CAPABILITY"  # read once, when torch runs its first CPU kernel
 X86 = ("x86_64", "amd64", "i386", "i686")
+# What each setting needs of the CPU (/proc/cpuinfo flags, as torch's own checks): torch takes
+# ATEN_CPU_CAPABILITY at its word, so asking for kernels the CPU lacks would end the process (SIGILL).
+NEEDS = {"avx2": {"avx2", "fma"}, "avx512": {"avx512f", "avx512vl", "avx512bw", "avx512dq"}, "default": set()}
+
+
+def cpu_flags() -> set[str] | None:
+    """The first processor's instruction-set flags from /proc/cpuinfo; None where there is none (not Linux)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "flags":
+                return set(value.split())
+    except OSError:
+        pass
+    return None
 
 
 def pin_cpu_isa() -> str | None:
@@ -55,6 +73,13 @@ def pin_cpu_isa() -> str | None:
                       f"{DEFAULT_ISA} (the default) or unset it", stacklevel=2)
         return None
     if want == "native" or platform.machine().lower() not in X86:
+        return None
+    flags = cpu_flags() if NEEDS[want] else set()
+    if flags is None:  # cannot tell what the CPU has (macOS, Windows): torch's own pick, as recorded
+        return None
+    if not NEEDS[want] <= flags:
+        warnings.warn(f"{ISA_ENV}={want}: this CPU lacks {', '.join(sorted(NEEDS[want] - flags))}, so torch picks "
+                      "its CPU kernels itself and CPU results may not match another machine's", stacklevel=2)
         return None
     os.environ[TORCH_ENV] = want
     return want

@@ -7,7 +7,6 @@ import os
 import platform
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -15,10 +14,7 @@ from lrt_bench import cpu_isa
 
 
 def _has_avx2() -> bool:
-    try:
-        return " avx2 " in f" {Path('/proc/cpuinfo').read_text()} ".replace("\n", " ")
-    except OSError:
-        return False
+    return cpu_isa.NEEDS["avx2"] <= (cpu_isa.cpu_flags() or set())
 
 
 x86_avx2 = pytest.mark.skipif(platform.machine().lower() not in cpu_isa.X86 or not _has_avx2(),
@@ -55,16 +51,33 @@ def test_a_bad_setting_warns_and_leaves_torch_its_choice():
     assert r.stdout.strip() == _capability(**{cpu_isa.ISA_ENV: "native"}).stdout.strip()
 
 
-def test_pin_sets_torch_variable_only_on_x86(monkeypatch):
+def test_pin_sets_torch_variable_only_where_the_cpu_has_the_kernels(monkeypatch):
     monkeypatch.delenv(cpu_isa.TORCH_ENV, raising=False)
     monkeypatch.delenv(cpu_isa.ISA_ENV, raising=False)
     monkeypatch.setattr(platform, "machine", lambda: "aarch64")
     assert cpu_isa.pin_cpu_isa() is None and cpu_isa.TORCH_ENV not in os.environ
     monkeypatch.setattr(platform, "machine", lambda: "x86_64")
+    flags = {"sse2", "avx", "avx2", "fma"}
+    monkeypatch.setattr(cpu_isa, "cpu_flags", lambda: flags)
     assert cpu_isa.pin_cpu_isa() == "avx2" and os.environ[cpu_isa.TORCH_ENV] == "avx2"
     monkeypatch.delenv(cpu_isa.TORCH_ENV)
+    # asking torch for AVX-512 kernels on a CPU without them would kill the process: not set, and said
     monkeypatch.setenv(cpu_isa.ISA_ENV, "AVX512")
+    with pytest.warns(UserWarning, match="this CPU lacks avx512bw, avx512dq, avx512f, avx512vl"):
+        assert cpu_isa.pin_cpu_isa() is None
+    assert cpu_isa.TORCH_ENV not in os.environ
+    flags |= {"avx512f", "avx512vl", "avx512bw", "avx512dq"}
     assert cpu_isa.pin_cpu_isa() == "avx512"
+    monkeypatch.delenv(cpu_isa.TORCH_ENV)
+    # an old x86 CPU without AVX2, and a system that cannot say: torch's own pick
+    monkeypatch.delenv(cpu_isa.ISA_ENV)
+    monkeypatch.setattr(cpu_isa, "cpu_flags", lambda: {"sse2", "avx"})
+    with pytest.warns(UserWarning, match="lacks avx2, fma"):
+        assert cpu_isa.pin_cpu_isa() is None
+    monkeypatch.setattr(cpu_isa, "cpu_flags", lambda: None)
+    assert cpu_isa.pin_cpu_isa() is None and cpu_isa.TORCH_ENV not in os.environ
+    monkeypatch.setenv(cpu_isa.ISA_ENV, "default")  # the scalar kernels need nothing
+    assert cpu_isa.pin_cpu_isa() == "default"
 
 
 def test_results_record_the_kernels_in_effect():
