@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import platform
 import warnings
-from pathlib import Path
 
 ISA_ENV = "LRT_CPU_ISA"
 DEFAULT_ISA = "avx2"
@@ -48,16 +47,28 @@ X86 = ("x86_64", "amd64", "i386", "i686")
 NEEDS = {"avx2": {"avx2", "fma"}, "avx512": {"avx512f", "avx512vl", "avx512bw", "avx512dq"}, "default": set()}
 
 
-def cpu_flags() -> set[str] | None:
-    """The first processor's instruction-set flags from /proc/cpuinfo; None where there is none (not Linux)."""
+def first_cpu() -> dict[str, str] | None:
+    """The first processor's fields in /proc/cpuinfo, read only up to the end of its block (this runs as
+    every Python process starts; the file has a block per core); None where there is none (not Linux)."""
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "flags":
-                return set(value.split())
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    if fields:
+                        break
+                    continue
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return None
+        return None
+    return fields
+
+
+def cpu_flags() -> set[str] | None:
+    """The first processor's instruction-set flags from /proc/cpuinfo; None where there are none (not Linux)."""
+    fields = first_cpu()
+    return None if fields is None or "flags" not in fields else set(fields["flags"].split())
 
 
 def pin_cpu_isa() -> str | None:

@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lrt_bench.cpu_isa import first_cpu
+
 _PACKAGES = ("torch", "transformers", "lm_eval", "accelerate", "safetensors", "math_verify")
 
 
@@ -33,22 +35,12 @@ def cpu() -> dict[str, Any]:
     results on the CPU depend on both, not only on the seed and the code: the same tiny-world build
     trains different weights on an AVX-512 and on an AVX2 machine (lrt_bench/tiny/README.md)."""
     info: dict[str, Any] = {"model": platform.processor() or platform.machine()}
-    try:
-        fields = {}
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "cpu family", "model", "stepping") and key not in fields:
-                fields[key] = value.strip()
-            if not line.strip() and fields:  # the first processor's block is enough
-                break
-        if "model name" in fields:
-            info["model"] = fields["model name"]
-        for key, name in (("cpu family", "family"), ("model", "model_number"), ("stepping", "stepping")):
-            if fields.get(key, "").isdigit():
-                info[name] = int(fields[key])
-    except OSError:  # not Linux
-        pass
+    fields = first_cpu() or {}  # {} where there is no /proc/cpuinfo (not Linux)
+    if fields.get("model name"):
+        info["model"] = fields["model name"]
+    for key, name in (("cpu family", "family"), ("model", "model_number"), ("stepping", "stepping")):
+        if fields.get(key, "").isdigit():
+            info[name] = int(fields[key])
     try:
         import torch
 

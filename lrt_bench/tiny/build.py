@@ -558,7 +558,7 @@ def build_tiny_world(
     if cached is not None and not force and (cached.get("seed"), cached.get("quick"),
                                              cached.get("code_version")) == (seed, quick, version):
         built_with = (cached.get("cpu") or {}).get("torch_capability")  # None: built before it was recorded
-        now = cpu()["torch_capability"]
+        now = torch.backends.cpu.get_cpu_capability()
         if built_with in (None, now):
             return cached
         print(f"rebuilding the tiny world in {out}: it was built with torch's {built_with} CPU kernels and this "
